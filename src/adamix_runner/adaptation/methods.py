@@ -1,0 +1,118 @@
+"""Install each method into a model: which modules get wrapped, and which backbone parameters train in place.
+
+Two kinds of methods:
+- added modules (adapters, LoRA, prefix): an :class:`AdaptationLayer` declares its own parameters;
+- in-place tuning (``full``, ``bitfit``): no module is added; :func:`tuned_backbone_parameters` names the
+  backbone parameters that train, by module structure (a module's own ``bias`` parameter), never by matching
+  substrings of parameter names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+
+from .adapter import AdaptedModule, BottleneckAdapter
+from .lora import lora_for
+from .prefix import PrefixEncoder, PrefixSelfAttention
+from .routing import Router
+from .spec import AdaptationSpec
+from .targets import (
+    ADAPTER_TARGETS,
+    ATTENTION_OUTPUT_TARGETS,
+    LORA_TARGETS,
+    PREFIX_TARGETS,
+    head_modules,
+    matching,
+    model_type,
+)
+
+SPEC_ATTR = "adamix_spec"
+PREFIX_ENCODER = "prefix_encoder"
+
+
+def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
+    """Wrap the method's targets in ``model`` (in place); ``full`` and ``bitfit`` add nothing."""
+    kind = model_type(model)
+    method = spec.method
+    if method in ("adamix", "adapter", "pfeiffer", "houlsby"):
+        names = matching(model, ADAPTER_TARGETS, method)
+        if method == "houlsby":
+            names = matching(model, ATTENTION_OUTPUT_TARGETS, method) + names
+        for name in names:
+            _replace(model, name, _adapted(model, model.get_submodule(name), spec, router))
+    elif method in ("lora", "adamix_lora"):
+        for name in matching(model, LORA_TARGETS, method):
+            _replace(model, name, lora_for(model.get_submodule(name), kind, spec, router))
+    elif method == "prefix":
+        _install_prefix(model, spec)
+    object.__setattr__(model, SPEC_ATTR, spec)  # plain attribute: not a submodule, not in state_dict
+
+
+def _adapted(model: nn.Module, base: nn.Module, spec: AdaptationSpec, router: Router) -> AdaptedModule:
+    ref = next(base.parameters())
+    adapter = BottleneckAdapter(
+        model.config.hidden_size,
+        spec.adapter_dim,
+        spec.num_experts,
+        spec.share,
+        router,
+        spec.init_std,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
+    return AdaptedModule(base, adapter)
+
+
+def _install_prefix(model: nn.Module, spec: AdaptationSpec) -> None:
+    kind = model_type(model)
+    if kind not in PREFIX_TARGETS:
+        raise ValueError(
+            f"prefix-tuning is implemented for BERT/RoBERTa self-attention only, not model_type {kind!r}: GPT-2's "
+            "causal attention would need its own causal mask over [prefix; sequence] and KV-cache handling "
+            f"(see adaptation/prefix.py); supported: {sorted(PREFIX_TARGETS)}"
+        )
+    names = matching(model, PREFIX_TARGETS, "prefix")
+    owner = names[0][: names[0].rindex("layer.")].rstrip(".")  # the encoder holding the layer list
+    ref = next(model.get_submodule(names[0]).parameters())
+    encoder = PrefixEncoder(
+        len(names),
+        model.config.hidden_size,
+        spec.prefix_length,
+        spec.prefix_hidden,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
+    encoder.train(model.training)
+    model.get_submodule(owner).add_module(PREFIX_ENCODER, encoder)
+    for layer, name in enumerate(names):
+        _replace(model, name, PrefixSelfAttention(model.get_submodule(name), encoder, layer))
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` in place of ``name``, in the replaced module's train/eval mode (an eval model stays eval)."""
+    parent, _, child = name.rpartition(".")
+    module.train(model.get_submodule(name).training)
+    setattr(model.get_submodule(parent), child, module)
+
+
+def spec_of(model: nn.Module) -> AdaptationSpec | None:
+    return getattr(model, SPEC_ATTR, None)
+
+
+def tuned_backbone_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """Backbone parameters trained in place: every one (``full``) or each module's own bias (``bitfit``)."""
+    spec = spec_of(model)
+    if spec is None or spec.method not in ("full", "bitfit"):
+        return
+    heads = {id(p) for _, module in head_modules(model) for p in module.parameters()}
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            if param is None or id(param) in heads or id(param) in seen:
+                continue
+            if spec.method == "bitfit" and pname != "bias":
+                continue
+            seen.add(id(param))
+            yield (f"{module_name}.{pname}" if module_name else pname), param

@@ -1,0 +1,86 @@
+"""AdaptationSpec: what to put into a model, validated on construction.
+
+Methods (method reference §5, §7):
+
+=============  ==========================================================================================
+``adamix``      AdaMix: a mixture of ``num_experts`` bottleneck adapters after each FFN output (§1-§4)
+``adapter``     one bottleneck adapter at AdaMix's place (AdaMix with M = 1; the control of every comparison)
+``pfeiffer``    the same single adapter after the FFN output, under the baseline's own name (Pfeiffer et al.)
+``houlsby``     two single adapters per layer: after the attention output and after the FFN output
+``lora``        LoRA on query and value (GPT-2: the Q and V slices of the fused ``c_attn``)
+``adamix_lora`` AdaMix over LoRA experts (§5.1): A experts [M, r, in], B experts [M, out, r]
+``bitfit``      only the backbone's biases train
+``prefix``      prefix-tuning with the reparameterisation MLP (BERT/RoBERTa only)
+``full``        full fine-tuning: every backbone weight trains
+=============  ==========================================================================================
+
+The classification head trains with every method. ``share`` names the projection shared by all experts:
+for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
+factor (r -> d), so ``share="up"`` shares B (the official NLG ``--share_A 0 --share_B 1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .adapter import SHARE_MODES
+from .routing import INFERENCE_MODES
+
+METHODS = ("adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full")
+MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
+LORA_METHODS = ("lora", "adamix_lora")
+
+
+@dataclass(frozen=True)
+class AdaptationSpec:
+    """What to put into the model. ``adapter`` is AdaMix with one expert (a plain bottleneck adapter).
+
+    ``adapter_dim`` is the bottleneck size of the adapter methods and is ignored by the others. LoRA uses
+    ``lora_rank`` (r), ``lora_alpha`` (scaling alpha / r) and ``lora_dropout``; prefix-tuning uses
+    ``prefix_length`` and ``prefix_hidden`` (the reparameterisation MLP's width).
+    """
+
+    method: str
+    adapter_dim: int
+    num_experts: int = 1
+    share: str = "up"  # official default: one shared up-projection, M down-projections (reference §3)
+    inference: str = "merge"
+    fixed_expert: int = 0
+    init_std: float = 0.02
+    lora_rank: int = 8  # LoRA paper, RoBERTa/BERT GLUE (GPT-2 NLG and AdaMix-LoRA use 4)
+    lora_alpha: float = 16.0  # LoRA paper, RoBERTa GLUE (GPT-2 NLG and AdaMix-LoRA use 32)
+    lora_dropout: float = 0.0
+    prefix_length: int = 10  # UniPELT's prefix length (the source of the paper's prefix-tuning row)
+    prefix_hidden: int = 512  # Li & Liang (2021) reparameterisation width
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.adapter_dim <= 0:
+            raise ValueError(f"adapter_dim must be > 0, got {self.adapter_dim}")
+        if self.num_experts < 1:
+            raise ValueError(f"num_experts must be >= 1, got {self.num_experts}")
+        if self.method not in MIXTURE_METHODS and self.num_experts != 1:
+            raise ValueError(f"method {self.method!r} has one expert, got num_experts={self.num_experts}")
+        if self.share not in SHARE_MODES:
+            raise ValueError(f"share must be one of {SHARE_MODES}, got {self.share!r}")
+        if self.inference not in INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
+        if not 0 <= self.fixed_expert < self.num_experts:
+            raise ValueError(f"fixed_expert must be in [0, {self.num_experts}), got {self.fixed_expert}")
+        if self.init_std < 0:
+            raise ValueError(f"init_std must be >= 0, got {self.init_std}")
+        if self.lora_rank <= 0:
+            raise ValueError(f"lora_rank must be > 0, got {self.lora_rank}")
+        if self.lora_alpha <= 0:
+            raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.prefix_length <= 0 or self.prefix_hidden <= 0:
+            raise ValueError(
+                f"prefix_length and prefix_hidden must be > 0, got {self.prefix_length}, {self.prefix_hidden}"
+            )
+
+    @property
+    def lora_scaling(self) -> float:
+        return self.lora_alpha / self.lora_rank

@@ -1,0 +1,81 @@
+"""What a run leaves behind: results.json (atomic) and the adapter folder (safetensors + adapter_config.json).
+
+Adapter folder layout (format 1):
+  adaptation.safetensors   every declared adaptation parameter under its module path; stacked expert tensors keep
+                           their leading expert dimension ([M, out, in], [M, out]); M = 1 once merged
+  head.safetensors         the classification head, trained with the adapter and always saved with it
+  adapter_config.json      {"format": 1, "peft": {...}, "merged": bool, "num_experts": M saved, "model": {...},
+                           "task": {"name", "num_labels", "label_names"}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from adamix_runner.adaptation import (
+    adaptation_state_dict,
+    head_state_dict,
+    load_adaptation_state_dict,
+    load_head_state_dict,
+)
+from adamix_runner.errors import UserError
+
+ADAPTER_FORMAT = 1
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
+    """Write to a temporary sibling, then rename: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(record, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error}); remove or restore it.") from error
+
+
+def _contiguous(state):
+    return {name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}
+
+
+def save_adapter(model, folder: Path, meta: dict[str, Any]) -> None:
+    """Adapter weights, head and config; the config is written last so that it marks a complete folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_contiguous(adaptation_state_dict(model)), str(folder / "adaptation.safetensors"))
+    save_file(_contiguous(head_state_dict(model)), str(folder / "head.safetensors"))
+    write_json_atomic(folder / ADAPTER_CONFIG, {"format": ADAPTER_FORMAT, **meta})
+
+
+def read_adapter_config(folder: Path) -> dict[str, Any]:
+    config = read_json(folder / ADAPTER_CONFIG)
+    if config is None:
+        raise UserError(f"adapter_path={folder} has no {ADAPTER_CONFIG}; pass the adapter/ folder of a completed run.")
+    if config.get("format") != ADAPTER_FORMAT:
+        raise UserError(f"{folder / ADAPTER_CONFIG}: unsupported adapter format {config.get('format')!r}.")
+    return config
+
+
+def load_adapter(model, folder: Path) -> None:
+    """Strict load: every key and shape must match the model built from the same config."""
+    try:
+        load_adaptation_state_dict(model, load_file(str(folder / "adaptation.safetensors")))
+        load_head_state_dict(model, load_file(str(folder / "head.safetensors")))
+    except (OSError, SafetensorError, ValueError) as error:
+        raise UserError(f"Cannot load the adapter in {folder}: {error}") from error

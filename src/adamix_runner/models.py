@@ -1,0 +1,70 @@
+"""Backbone and tokenizer: from the hub, from a local folder, or random from the architecture (no download)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from adamix_runner import hub
+from adamix_runner.errors import UserError
+
+
+def _source(model_cfg) -> str:
+    """A local path when given (it must exist), else the hub id."""
+    if model_cfg.path:
+        path = Path(model_cfg.path)
+        if not path.exists():
+            raise UserError(f"model.path={model_cfg.path} does not exist; pass the folder that holds config.json.")
+        return str(path)
+    return model_cfg.hub_id
+
+
+def _from_hub_or_cache(loader, source: str, what: str, alternative: str, **kwargs):
+    """Try the local cache first (instant, works offline); only then ask the hub, which must be reachable."""
+    if Path(source).exists():
+        return loader(source, **kwargs)
+    try:
+        return loader(source, local_files_only=True, **kwargs)
+    except OSError:
+        hub.require_hub(what, alternative)
+        return loader(source, **kwargs)
+
+
+def architecture_config(model_cfg, num_labels: int):
+    """A transformers config from the YAML `architecture` block, for random initialisation."""
+    keys = dict(model_cfg.architecture)
+    model_type = keys.pop("model_type")
+    return AutoConfig.for_model(model_type, num_labels=num_labels, **keys)
+
+
+def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrainedModel:
+    """The sequence-classification model with a fresh head; `on_meta` builds shapes only (dry runs)."""
+    if model_cfg.pretrained:
+        source = _source(model_cfg)
+        return _from_hub_or_cache(
+            AutoModelForSequenceClassification.from_pretrained,
+            source,
+            f"model '{source}'",
+            "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
+            num_labels=num_labels,
+            trust_remote_code=model_cfg.trust_remote_code,
+        )
+    config = architecture_config(model_cfg, num_labels)
+    with torch.device("meta") if on_meta else nullcontext():
+        return AutoModelForSequenceClassification.from_config(config)
+
+
+def load_tokenizer(model_cfg):
+    source = model_cfg.tokenizer or _source(model_cfg)
+    if not source:
+        raise UserError(f"model '{model_cfg.name}' names no tokenizer: set model.tokenizer=... or model.path=...")
+    return _from_hub_or_cache(
+        AutoTokenizer.from_pretrained,
+        source,
+        f"tokenizer '{source}'",
+        "model.tokenizer=/path/to/tokenizer (a folder with tokenizer.json or vocab files)",
+        trust_remote_code=model_cfg.trust_remote_code,
+    )

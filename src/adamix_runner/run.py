@@ -1,0 +1,203 @@
+"""run(cfg): validate, load, adapt, train, merge, evaluate, save, log — the whole story top to bottom."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import accelerate
+import datasets
+import torch
+import transformers
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+import adamix_runner
+from adamix_runner import artifacts, tasks
+from adamix_runner.adaptation import AdaptationSpec, apply, count_parameters, merge, trainable_parameters
+from adamix_runner.config import config_hash, run_dir, validate
+from adamix_runner.evaluation.predict import evaluate
+from adamix_runner.models import load_model, load_tokenizer
+from adamix_runner.tasks.encode import collator, encode
+from adamix_runner.tracking import build_tracker
+from adamix_runner.training.loop import LoopSetup, train
+
+
+@dataclass
+class RunResult:
+    status: str
+    run_dir: Path
+    record: dict[str, Any]
+
+
+def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:
+    peft = cfg.peft
+    return AdaptationSpec(
+        method=peft.method,
+        adapter_dim=peft.adapter_dim,
+        num_experts=num_experts or peft.num_experts,
+        share=peft.share,
+        inference=peft.inference,
+        fixed_expert=peft.fixed_expert,
+    )
+
+
+def _versions() -> dict[str, str]:
+    modules = (adamix_runner, torch, transformers, accelerate, datasets)
+    return {"python": platform.python_version(), **{m.__name__: m.__version__ for m in modules}}
+
+
+def _record(cfg: DictConfig, status: str, counts, metrics: dict, timing: dict) -> dict[str, Any]:
+    """The results.json record; `counts` are taken before merging (what trained, what infers)."""
+    return {
+        "status": status,
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "peft": cfg.peft.method,
+        "seed": cfg.seed,
+        "metrics": metrics,
+        "primary_metric": cfg.task.primary_metric,
+        "params": {"trainable": counts.trainable, "inference": counts.inference, "backbone": counts.backbone},
+        "timing": timing,
+        "versions": _versions(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config_hash": config_hash(cfg),
+    }
+
+
+def _show_params(tracker, counts) -> None:
+    if tracker.console is not None:
+        rows = [(name, f"{getattr(counts, name):,}") for name in ("trainable", "inference", "backbone", "head")]
+        tracker.console.print_results_table(rows, title="parameters")
+
+
+def _show_summary(tracker, record: dict[str, Any]) -> None:
+    if tracker.console is None:
+        return
+    rows = [(name, f"{value:.4f}") for name, value in record["metrics"].items()]
+    rows += [(f"#params {name}", f"{value:,}") for name, value in record["params"].items()]
+    rows += [(f"time {name}", f"{value:.1f} s") for name, value in record["timing"].items()]
+    tracker.console.print_results_table(rows, title=f"{record['status']}: {record['task']} / {record['model']}")
+
+
+def _plan(cfg: DictConfig, tracker) -> dict[str, Any]:
+    """Build backbone and method without data or tokenizer (and, for random init, on the meta device)."""
+    model = load_model(cfg.model, tasks.num_labels(cfg.task), on_meta=not cfg.model.pretrained)
+    apply(model, adaptation_spec(cfg), cfg.seed)
+    counts = count_parameters(model)
+    _show_params(tracker, counts)
+    return _record(cfg, "planned", counts, {}, {})
+
+
+def _loaders(cfg: DictConfig, task, tokenizer, model) -> tuple[DataLoader, dict[str, DataLoader]]:
+    encoded = encode(task, tokenizer, cfg.data.max_seq_length)
+    if getattr(model.config, "type_vocab_size", 2) < 2:
+        encoded = encoded.remove_columns([c for c in ("token_type_ids",) if c in encoded["train"].column_names])
+    pad = collator(tokenizer)
+    train_loader = DataLoader(encoded["train"], cfg.train.batch_size, shuffle=True, collate_fn=pad)
+    evals = {s: DataLoader(encoded[s], cfg.train.eval_batch_size, collate_fn=pad) for s in task.eval_splits}
+    return train_loader, evals
+
+
+def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
+    started = time.perf_counter()
+    task = tasks.load(cfg.task, cfg.data)
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model, task.num_labels)
+    saved = artifacts.read_adapter_config(Path(cfg.adapter_path)) if cfg.eval_only else None
+    spec = adaptation_spec(cfg, saved and saved["num_experts"])
+    router = apply(model, spec, cfg.seed)
+    if saved:
+        artifacts.load_adapter(model, Path(cfg.adapter_path))
+    counts = count_parameters(model)
+    _show_params(tracker, counts)
+    train_loader, eval_loaders = _loaders(cfg, task, tokenizer, model)
+    set_seed(cfg.seed)  # tokenizing afresh draws random numbers that a cached run does not: start training equal
+    accelerator = Accelerator(
+        cpu=cfg.train.cpu,
+        mixed_precision=cfg.train.mixed_precision,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    model.to(accelerator.device)
+    eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
+    setup = LoopSetup(
+        accelerator=accelerator,
+        train_loader=train_loader,
+        evaluate=lambda: evaluate(model, eval_loaders, task, accelerator),
+        params=trainable_parameters(model),
+        router=router,
+        num_labels=task.num_labels,
+        consistency_weight=cfg.peft.consistency_weight,
+        primary_metric=cfg.task.primary_metric,
+        checkpoint_dir=folder / "checkpoint",
+    )
+    if not cfg.eval_only:
+        train(model, cfg.train, setup, tracker, progress=tracker.console)
+    trained = time.perf_counter()
+    merged = spec.inference == "merge"
+    if merged:
+        merge(model)
+    metrics = setup.evaluate()
+    tracker.log({f"final/{key}": value for key, value in metrics.items()}, step=-1)
+    timing = {"train_s": trained - started, "eval_s": time.perf_counter() - trained}
+    meta = {
+        "peft": OmegaConf.to_container(cfg.peft, resolve=True),
+        "merged": merged,
+        "num_experts": 1 if merged else spec.num_experts,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "task": {"name": task.name, "num_labels": task.num_labels, "label_names": task.label_names},
+    }
+    if accelerator.is_main_process:
+        artifacts.save_adapter(model, folder / "adapter", meta)
+        if not cfg.train.keep_checkpoint:
+            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    return _record(cfg, "completed", counts, metrics, timing)
+
+
+def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
+    log = cfg.logger
+    name = "/".join(folder.parts[-5:])
+    return {
+        "project": log.wandb_project,
+        "entity": log.wandb_entity,
+        "group": log.wandb_group,
+        "tags": list(log.wandb_tags),
+        "name": name,
+    }
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """One run: the run folder is derived from the config, so the same command resumes or reports the result."""
+    validate(cfg)
+    folder = run_dir(cfg)
+    previous = artifacts.read_json(folder / "results.json")
+    if previous and previous["status"] == "completed" and not cfg.overwrite:
+        return RunResult("completed", folder, previous)
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+    set_seed(cfg.seed)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    tracker = build_tracker([*cfg.logger.kinds, "jsonl"], folder, config, wandb_options=_wandb_options(cfg, folder))
+    if tracker.console is not None:
+        tracker.console.print_config_tree(config)
+    status = "failed"
+    try:
+        record = _plan(cfg, tracker) if cfg.dry_run else _fit(cfg, folder, tracker)
+        record["timing"]["total_s"] = sum(record["timing"].values())
+        artifacts.write_json_atomic(folder / "results.json", record)
+        status = record["status"]
+        _show_summary(tracker, record)
+        return RunResult(status, folder, record)
+    except BaseException as error:
+        failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
+        artifacts.write_json_atomic(folder / "results.json", failure)
+        raise
+    finally:
+        tracker.close(status)

@@ -1,0 +1,34 @@
+"""Tasks: one module per family, each returning raw splits and the metric plan as a TaskData."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from adamix_runner.errors import UserError
+from adamix_runner.tasks.base import TaskData
+
+# imported on use, so that `python -m adamix_runner.tasks.polarity` does not find itself imported already
+FAMILIES = ("glue", "polarity", "local")
+
+__all__ = ["TaskData", "load", "num_labels"]
+
+
+def _family(task_cfg):
+    if task_cfg.family not in FAMILIES:
+        raise UserError(f"task.family={task_cfg.family!r} is not one of {', '.join(FAMILIES)}")
+    return import_module(f"{__name__}.{task_cfg.family}")
+
+
+def load(task_cfg, data_cfg) -> TaskData:
+    """The task's splits, checked (columns, labels, non-empty) and cut to data.max_*_samples."""
+    return _family(task_cfg).load(task_cfg, data_cfg)
+
+
+def num_labels(task_cfg) -> int:
+    """The head's size without reading data when task.num_labels is set (dry runs); local may read train."""
+    family = _family(task_cfg)
+    if task_cfg.family == "local":
+        return family.num_labels(task_cfg)
+    if task_cfg.num_labels is None:
+        raise UserError(f"task.num_labels must be set for the {task_cfg.family} task {task_cfg.name}")
+    return int(task_cfg.num_labels)

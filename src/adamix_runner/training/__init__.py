@@ -1,0 +1,1 @@
+"""Training: the explicit loop on Accelerate, its losses, and resumable checkpoints."""

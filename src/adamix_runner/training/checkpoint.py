@@ -1,0 +1,151 @@
+"""Resumable training state, written so that a crash never leaves a checkpoint that load would take half-written.
+
+Layout of `directory/`: `trainable.safetensors` (what trains), `state.pt` (optimizer, scheduler, router
+generators, RNG states; tensors and plain containers only, so `torch.load(weights_only=True)` reads it),
+`progress.json` (the loop's counters) and a `complete` marker written last.
+
+A save writes everything into the sibling `<name>.tmp`, moves the previous checkpoint aside to `<name>.old`,
+renames the new one into place and only then deletes the old one. A directory cannot be renamed over a non-empty
+one, hence the two renames; a crash between them leaves `<name>.old`, which load falls back to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_FILE = "trainable.safetensors"
+STATE_FILE = "state.pt"
+PROGRESS_FILE = "progress.json"
+COMPLETE_MARKER = "complete"
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    trainable: dict[str, torch.Tensor]
+    optimizer_state: dict
+    scheduler_state: dict
+    router_state: dict
+    progress: dict
+    rng: dict
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and plain containers (loadable with weights_only)."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the RNG states of :func:`rng_state`, so that the next random draws equal the saved run's."""
+    random.setstate(state["python"])
+    saved = state["numpy"]
+    keys = saved["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, saved["pos"], saved["has_gauss"], saved["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _siblings(directory: Path) -> tuple[Path, Path]:
+    return directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
+
+
+def save_checkpoint(
+    directory: Path,
+    *,
+    trainable: dict[str, torch.Tensor],
+    optimizer_state: dict,
+    scheduler_state: dict,
+    router_state: dict,
+    progress: dict,
+) -> None:
+    """Write a complete checkpoint to `directory`, replacing the previous one atomically."""
+    directory = Path(directory)
+    staging, previous = _siblings(directory)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in trainable.items()}, staging / WEIGHTS_FILE)
+    state = {"optimizer": optimizer_state, "scheduler": scheduler_state, "router": router_state, "rng": rng_state()}
+    torch.save(state, staging / STATE_FILE)
+    (staging / PROGRESS_FILE).write_text(json.dumps(progress, indent=1))
+    for name in (WEIGHTS_FILE, STATE_FILE, PROGRESS_FILE):
+        _fsync(staging / name)
+    (staging / COMPLETE_MARKER).touch()
+    _fsync(staging)
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        directory.rename(previous)
+    staging.rename(directory)
+    _fsync(directory.parent)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _read(path: Path, reader):
+    """Read one checkpoint file; any failure is a ValueError that names the file."""
+    try:
+        return reader(path)
+    except Exception as error:
+        raise ValueError(
+            f"Checkpoint file {path} is unreadable ({type(error).__name__}: {error}); it is truncated or corrupt. "
+            f"Remove {path.parent} to start this run over."
+        ) from error
+
+
+def _load_state(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"optimizer", "scheduler", "router", "rng"} - set(state)
+    if missing:
+        raise KeyError(f"missing entries {sorted(missing)}")
+    return state
+
+
+def load_checkpoint(directory: Path) -> Checkpoint | None:
+    """The checkpoint in `directory` (or the one a crash left moved aside); None when there is none complete."""
+    directory = Path(directory)
+    _, previous = _siblings(directory)
+    found = next((d for d in (directory, previous) if (d / COMPLETE_MARKER).is_file()), None)
+    if found is None:
+        return None
+    trainable = _read(found / WEIGHTS_FILE, load_file)
+    state = _read(found / STATE_FILE, _load_state)
+    progress = _read(found / PROGRESS_FILE, lambda path: json.loads(path.read_text()))
+    return Checkpoint(
+        trainable=trainable,
+        optimizer_state=state["optimizer"],
+        scheduler_state=state["scheduler"],
+        router_state=state["router"],
+        progress=progress,
+        rng=state["rng"],
+    )

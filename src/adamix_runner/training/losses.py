@@ -1,0 +1,59 @@
+"""Task loss and the symmetric-KL consistency loss of AdaMix (method reference §2).
+
+The consistency term follows the official code exactly: float32, temperature 1, `batchmean`, and a stop-gradient
+on the target side of each KL term, so each view is pulled towards the other and not the reverse.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _kl_to_detached(logits: Tensor, target_logits: Tensor) -> Tensor:
+    """KL(softmax(target) ‖ softmax(logits)) with no gradient through the target, averaged over rows."""
+    return F.kl_div(F.log_softmax(logits, dim=-1), F.softmax(target_logits.detach(), dim=-1), reduction="batchmean")
+
+
+def symmetric_kl(logits_a: Tensor, logits_b: Tensor, mask: Tensor | None = None) -> Tensor:
+    """½[KL(b‖a) + KL(a‖b)] over the last dimension; with `mask` ([B, T] of 0/1), over the kept tokens only."""
+    a, b = logits_a.float(), logits_b.float()
+    if mask is not None:
+        keep = mask.bool()
+        a, b = a[keep], b[keep]
+        if a.shape[0] == 0:
+            return a.sum() * 0.0
+    return 0.5 * (_kl_to_detached(a, b) + _kl_to_detached(b, a))
+
+
+def task_loss(logits: Tensor, labels: Tensor, num_labels: int) -> Tensor:
+    """Cross-entropy for classification, MSE for one-logit regression (as Hugging Face's heads)."""
+    if num_labels == 1:
+        return F.mse_loss(logits.float().squeeze(-1), labels.float())
+    return F.cross_entropy(logits.float().view(-1, num_labels), labels.view(-1))
+
+
+def adamix_loss(
+    logits: Tensor, labels: Tensor, num_labels: int, consistency_weight: float, num_views: int
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The training loss of one step and its detached parts (tensors, so no host sync).
+
+    With two views, `logits` come from one forward over the duplicated batch ([2B, C]); as in the official code
+    only the first view gets the task loss, and the two views are tied by the weighted symmetric KL.
+    """
+    if num_views not in (1, 2):
+        raise ValueError(f"num_views must be 1 or 2, got {num_views}")
+    if logits.shape[0] != num_views * labels.shape[0]:
+        raise ValueError(
+            f"{num_views} view(s) need {num_views} x {labels.shape[0]} rows of logits, got {logits.shape[0]}"
+        )
+    if num_views == 1:
+        task = task_loss(logits, labels, num_labels)
+        consistency = torch.zeros((), device=logits.device)
+        return task, {"task_loss": task.detach(), "consistency_loss": consistency}
+    first, second = logits.chunk(2)
+    task = task_loss(first, labels, num_labels)
+    consistency = symmetric_kl(first, second)
+    loss = task + consistency_weight * consistency
+    return loss, {"task_loss": task.detach(), "consistency_loss": consistency.detach()}

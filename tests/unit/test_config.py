@@ -1,0 +1,90 @@
+"""Every config in conf/ composes and validates; bad values are refused before anything heavy runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.config import config_hash, run_dir, validate
+from adamix_runner.errors import UserError
+from tests.conftest import compose_config
+
+
+def _names(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("task", _names("task"))
+@pytest.mark.parametrize("model", _names("model"))
+@pytest.mark.parametrize("peft", _names("peft"))
+def test_every_task_model_peft_composes_and_validates(task, model, peft):
+    cfg = compose_config(f"task={task}", f"model={model}", f"peft={peft}")
+    validate(cfg)
+    assert cfg.task.name == task
+    assert cfg.task.primary_metric.split("/")[0] in cfg.task.eval_splits
+
+
+@pytest.mark.parametrize("experiment", _names("experiment"))
+def test_every_experiment_composes(experiment):
+    cfg = compose_config(f"experiment={experiment}")
+    validate(cfg)
+
+
+@pytest.mark.parametrize("logger", _names("logger"))
+def test_every_logger_composes(logger):
+    validate(compose_config(f"logger={logger}"))
+
+
+def test_default_is_the_offline_demo():
+    cfg = compose_config()
+    assert (cfg.task.name, cfg.model.name, cfg.peft.method) == ("polarity", "minilm", "adamix")
+    assert (cfg.peft.adapter_dim, cfg.peft.num_experts, cfg.peft.share) == (16, 4, "up")
+    assert Path(cfg.model.path, "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("peft.share=sideways", "peft.share='sideways' is not one of up, down, none"),
+        ("peft.adapter_dim=0", "peft.adapter_dim must be > 0"),
+        ("peft.num_experts=0", "peft.num_experts must be >= 1"),
+        ("peft.inference=vote", "peft.inference='vote' is not one of merge, random, fixed, ensemble"),
+        ("peft.fixed_expert=4", "peft.fixed_expert=4 is out of range for peft.num_experts=4"),
+        ("train.lr=0", "train.lr must be > 0"),
+        ("train.batch_size=-1", "train.batch_size must be > 0"),
+        ("train.select=worst", "train.select='worst' is not one of last, best"),
+        ("data.max_train_samples=0", "data.max_train_samples must be a positive number or null"),
+        ("eval_only=true", "eval_only=true needs adapter_path="),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(override, message):
+    with pytest.raises(UserError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        validate(compose_config(override))
+
+
+def test_share_down_with_one_expert_is_fine():
+    validate(compose_config("peft.share=down", "peft.num_experts=1"))
+
+
+def test_run_dir_is_deterministic_and_ignores_seed_and_logger(tmp_path):
+    base = compose_config(f"output_root={tmp_path}")
+    same = compose_config(f"output_root={tmp_path}", "logger=none")
+    other_seed = compose_config(f"output_root={tmp_path}", "seed=3")
+    other_dim = compose_config(f"output_root={tmp_path}", "peft.adapter_dim=8")
+    assert run_dir(base) == run_dir(same)
+    assert run_dir(other_seed) == run_dir(base).parent / "seed3"
+    assert config_hash(other_dim) != config_hash(base)
+    assert run_dir(base).relative_to(tmp_path).parts[:4] == ("runs", "polarity", "minilm", "adamix")
+
+
+def test_unknown_key_fails_at_compose():
+    with pytest.raises(Exception, match="adapter_dimm"):
+        compose_config("peft.adapter_dimm=8")
+
+
+def test_config_is_plain_yaml_round_trip():
+    cfg = compose_config()
+    assert OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True)).peft.num_experts == 4
