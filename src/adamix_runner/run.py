@@ -27,6 +27,7 @@ from adamix_runner.models import load_model, load_tokenizer
 from adamix_runner.tasks.encode import collator, encode
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
+from adamix_runner.training.losses import adamix_loss, num_views
 
 
 @dataclass
@@ -133,8 +134,10 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         evaluate=lambda: evaluate(model, eval_loaders, task, accelerator),
         params=trainable_parameters(model),
         router=router,
-        num_labels=task.num_labels,
-        consistency_weight=cfg.peft.consistency_weight,
+        loss=lambda logits, batch, views: adamix_loss(
+            logits, batch["labels"], task.num_labels, cfg.peft.consistency_weight, views
+        ),
+        num_views=num_views(cfg.peft.consistency_weight, task.num_labels),
         primary_metric=cfg.task.primary_metric,
         checkpoint_dir=folder / "checkpoint",
     )

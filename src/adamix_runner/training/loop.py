@@ -17,7 +17,6 @@ import torch
 from accelerate import Accelerator
 
 from adamix_runner.training import checkpoint as ckpt
-from adamix_runner.training.losses import adamix_loss
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 
 BEST_PREFIX = "best::"
@@ -44,8 +43,8 @@ class LoopSetup:
     evaluate: Callable[[], dict[str, float]]
     params: list[tuple[str, torch.nn.Parameter]]
     router: object
-    num_labels: int
-    consistency_weight: float
+    loss: Callable[[torch.Tensor, Mapping[str, torch.Tensor], int], tuple[torch.Tensor, dict]]
+    num_views: int
     primary_metric: str
     checkpoint_dir: Path
 
@@ -56,18 +55,15 @@ def total_steps(train_cfg, batches_per_epoch: int) -> int:
     return train_cfg.epochs * -(-batches_per_epoch // train_cfg.grad_accum)
 
 
-def _num_views(setup: LoopSetup) -> int:
-    """Two stochastic views only when their KL can be non-zero (one-logit regression makes it exactly 0)."""
-    return 2 if setup.consistency_weight > 0 and setup.num_labels > 1 else 1
-
-
-def _forward_loss(model, batch: Mapping[str, torch.Tensor], setup: LoopSetup, views: int):
+def _forward_loss(model, batch: Mapping[str, torch.Tensor], setup: LoopSetup):
+    """One forward over `num_views` stacked copies of the batch, each copy routed to its own experts."""
+    views = setup.num_views
     inputs = {key: value for key, value in batch.items() if key != "labels"}
     if views == 2:
         inputs = {key: torch.cat([value, value]) for key, value in inputs.items()}
     with setup.router.views(views):
         logits = model(**inputs).logits
-    return adamix_loss(logits, batch["labels"], setup.num_labels, setup.consistency_weight, views)
+    return setup.loss(logits, batch, views)
 
 
 def _snapshot(params) -> dict[str, torch.Tensor]:
@@ -134,7 +130,6 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, setup.train_loader, scheduler)
     state, best = _restore(setup, optimizer, scheduler)
-    views = _num_views(setup)
     if progress is not None:
         progress.start_progress(steps, completed=state.global_step)
     model.train()
@@ -145,7 +140,7 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
         batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
         for batch in batches:
             with accelerator.accumulate(model):
-                loss, _ = _forward_loss(model, batch, setup, views)
+                loss, _ = _forward_loss(model, batch, setup)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and train_cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(trainable, train_cfg.max_grad_norm)

@@ -57,3 +57,8 @@ def adamix_loss(
     consistency = symmetric_kl(first, second)
     loss = task + consistency_weight * consistency
     return loss, {"task_loss": task.detach(), "consistency_loss": consistency.detach()}
+
+
+def num_views(consistency_weight: float, num_labels: int) -> int:
+    """Two stochastic views only when their KL can be non-zero (one-logit regression makes it exactly 0)."""
+    return 2 if consistency_weight > 0 and num_labels > 1 else 1
