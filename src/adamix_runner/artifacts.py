@@ -6,6 +6,10 @@ Adapter folder layout (format 1):
   head.safetensors         the classification head, trained with the adapter and always saved with it
   adapter_config.json      {"format": 1, "peft": {...}, "merged": bool, "num_experts": M saved, "model": {...},
                            "task": {"name", "num_labels", "label_names"}}
+
+Full fine-tuning has no adapter: its run folder holds `model/` instead, the whole model as `save_pretrained`
+writes it (config.json + model.safetensors), which any transformers code loads, plus the same metadata as
+`adamix_run.json` (not adapter_config.json, which transformers would take for a PEFT adapter).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from adamix_runner.errors import UserError
 
 ADAPTER_FORMAT = 1
 ADAPTER_CONFIG = "adapter_config.json"
+FULL_MODEL_CONFIG = "adamix_run.json"
 
 
 def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
@@ -63,12 +68,22 @@ def save_adapter(model, folder: Path, meta: dict[str, Any]) -> None:
     write_json_atomic(folder / ADAPTER_CONFIG, {"format": ADAPTER_FORMAT, **meta})
 
 
+def save_full_model(model, folder: Path, meta: dict[str, Any]) -> None:
+    """The whole fine-tuned model in the standard transformers layout, metadata last."""
+    model.save_pretrained(str(folder))
+    write_json_atomic(folder / FULL_MODEL_CONFIG, {"format": ADAPTER_FORMAT, **meta})
+
+
 def read_adapter_config(folder: Path) -> dict[str, Any]:
-    config = read_json(folder / ADAPTER_CONFIG)
+    """The metadata of an adapter/ folder, or of the model/ folder a full fine-tuning run wrote."""
+    config = read_json(folder / ADAPTER_CONFIG) or read_json(folder / FULL_MODEL_CONFIG)
     if config is None:
-        raise UserError(f"adapter_path={folder} has no {ADAPTER_CONFIG}; pass the adapter/ folder of a completed run.")
+        raise UserError(
+            f"adapter_path={folder} has no {ADAPTER_CONFIG}; pass the adapter/ folder (or, for peft=full, the "
+            "model/ folder) of a completed run."
+        )
     if config.get("format") != ADAPTER_FORMAT:
-        raise UserError(f"{folder / ADAPTER_CONFIG}: unsupported adapter format {config.get('format')!r}.")
+        raise UserError(f"{folder}: unsupported adapter format {config.get('format')!r}.")
     return config
 
 

@@ -17,11 +17,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from adamix_runner.adaptation import AdaptationSpec
 from adamix_runner.errors import UserError
 
-PEFT_METHODS = ("adamix", "adapter")
-SHARE_CHOICES = ("up", "down", "none")
-INFERENCE_CHOICES = ("merge", "random", "fixed", "ensemble")
 SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
 PRECISION_CHOICES = ("no", "fp16", "bf16")
@@ -69,6 +67,11 @@ class PeftConfig:
     consistency_weight: float = 1.0
     inference: str = "merge"
     fixed_expert: int = 0
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    prefix_length: int = 10
+    prefix_hidden: int = 512
 
 
 @dataclass
@@ -156,21 +159,13 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Reject impossible values and combinations before anything heavy runs."""
-    peft, train, data = cfg.peft, cfg.train, cfg.data
-    _choice(peft.method, PEFT_METHODS, "peft.method")
-    _choice(peft.share, SHARE_CHOICES, "peft.share")
-    _choice(peft.inference, INFERENCE_CHOICES, "peft.inference")
+    train, data = cfg.train, cfg.data
+    adaptation_spec(cfg)
+    _require(cfg.peft.consistency_weight >= 0, "peft.consistency_weight must be >= 0 (0 disables the second view).")
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     for kind in cfg.logger.kinds:
         _choice(kind, LOGGER_KINDS, "logger.kinds")
-    _require(peft.adapter_dim > 0, f"peft.adapter_dim must be > 0, got {peft.adapter_dim}.")
-    _require(peft.num_experts >= 1, f"peft.num_experts must be >= 1, got {peft.num_experts}.")
-    _require(peft.consistency_weight >= 0, "peft.consistency_weight must be >= 0 (0 disables the second view).")
-    _require(
-        0 <= peft.fixed_expert < peft.num_experts,
-        f"peft.fixed_expert={peft.fixed_expert} is out of range for peft.num_experts={peft.num_experts}.",
-    )
     _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")
     _require(train.batch_size > 0, f"train.batch_size must be > 0, got {train.batch_size}.")
     _require(train.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {train.eval_batch_size}.")
@@ -197,6 +192,18 @@ def validate(cfg: DictConfig) -> None:
         cfg.model.pretrained or cfg.model.architecture,
         f"model.pretrained=false needs model.architecture (config keys) for '{cfg.model.name}'.",
     )
+
+
+def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:
+    """The method to apply, from `cfg.peft`; its own checks become messages about `peft.*` keys."""
+    peft = OmegaConf.to_container(cfg.peft, resolve=True)
+    peft.pop("consistency_weight")
+    if num_experts is not None:
+        peft["num_experts"] = num_experts
+    try:
+        return AdaptationSpec(**peft)
+    except ValueError as error:
+        raise UserError(f"peft.{error}") from error
 
 
 def hashed_view(cfg: DictConfig) -> dict[str, Any]:

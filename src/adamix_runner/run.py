@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader
 
 import adamix_runner
 from adamix_runner import artifacts, tasks
-from adamix_runner.adaptation import AdaptationSpec, apply, count_parameters, merge, trainable_parameters
-from adamix_runner.config import config_hash, run_dir, validate
+from adamix_runner.adaptation import apply, count_parameters, merge, trainable_parameters
+from adamix_runner.config import adaptation_spec, config_hash, run_dir, validate
+from adamix_runner.errors import UserError
 from adamix_runner.evaluation.predict import evaluate
 from adamix_runner.models import load_model, load_tokenizer
 from adamix_runner.tasks.encode import collator, encode
@@ -35,18 +36,6 @@ class RunResult:
     status: str
     run_dir: Path
     record: dict[str, Any]
-
-
-def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:
-    peft = cfg.peft
-    return AdaptationSpec(
-        method=peft.method,
-        adapter_dim=peft.adapter_dim,
-        num_experts=num_experts or peft.num_experts,
-        share=peft.share,
-        inference=peft.inference,
-        fixed_expert=peft.fixed_expert,
-    )
 
 
 def _versions() -> dict[str, str]:
@@ -110,11 +99,21 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     started = time.perf_counter()
     task = tasks.load(cfg.task, cfg.data)
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, task.num_labels)
     saved = artifacts.read_adapter_config(Path(cfg.adapter_path)) if cfg.eval_only else None
+    if saved and saved["peft"]["method"] != cfg.peft.method:
+        raise UserError(
+            f"adapter_path={cfg.adapter_path} holds a peft={saved['peft']['method']} adapter; "
+            f"run with peft={saved['peft']['method']} (and the same task and model it was trained with)."
+        )
     spec = adaptation_spec(cfg, saved and saved["num_experts"])
+    full_model_saved = saved is not None and spec.method == "full"
+    model_cfg = (
+        OmegaConf.merge(cfg.model, {"path": cfg.adapter_path, "pretrained": True}) if full_model_saved else cfg.model
+    )
+    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
+    model = load_model(model_cfg, task.num_labels)
     router = apply(model, spec, cfg.seed)
-    if saved:
+    if saved and not full_model_saved:
         artifacts.load_adapter(model, Path(cfg.adapter_path))
     counts = count_parameters(model)
     _show_params(tracker, counts)
@@ -157,7 +156,9 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "task": {"name": task.name, "num_labels": task.num_labels, "label_names": task.label_names},
     }
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and spec.method == "full":
+        artifacts.save_full_model(model, folder / "model", meta)
+    elif accelerator.is_main_process:
         artifacts.save_adapter(model, folder / "adapter", meta)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Every method through the same CLI path: train, save with the head, reload on logits, export, plan counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from accelerate.utils import set_seed
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification
+
+from adamix_runner.export_cli import export_run, load_run
+from adamix_runner.models import load_model
+from adamix_runner.run import run
+from tests.conftest import FIXTURES
+
+MRPC = [f"task.data_dir={FIXTURES / 'glue' / 'mrpc'}", "task=mrpc"]
+SHORT = ["train.max_steps=2", "train.batch_size=8", "data.max_eval_samples=16"]
+METHODS = ["adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full"]
+
+
+def _batch():
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "input_ids": torch.randint(1000, 5000, (3, 11), generator=generator),
+        "attention_mask": torch.ones(3, 11, dtype=torch.long),
+    }
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_saves_and_reloads_to_the_same_metrics(compose_run, method):
+    overrides = [*MRPC, "model=tiny-bert", f"peft={method}", *SHORT]
+    trained = run(compose_run(*overrides))
+    saved = trained.run_dir / ("model" if method == "full" else "adapter")
+    assert trained.record["status"] == "completed"
+    assert (trained.run_dir / "adapter").exists() == (method != "full")
+    reloaded = run(compose_run(*overrides, "eval_only=true", f"adapter_path={saved}"))
+    assert reloaded.record["metrics"] == trained.record["metrics"]
+
+
+def test_eval_only_refuses_an_adapter_of_another_method(compose_run):
+    trained = run(compose_run(*MRPC, "model=tiny-bert", "peft=lora", *SHORT))
+    with pytest.raises(Exception, match="holds a peft=lora adapter; run with peft=lora"):
+        run(compose_run(*MRPC, "model=tiny-bert", "eval_only=true", f"adapter_path={trained.run_dir / 'adapter'}"))
+
+
+@pytest.mark.parametrize("method", ["lora", "adamix_lora"])
+@pytest.mark.parametrize("model", ["tiny-bert", "tiny-roberta"])
+def test_lora_runs_export_to_peft_with_equal_logits(compose_run, method, model):
+    trained = run(compose_run(*MRPC, f"model={model}", f"peft={method}", *SHORT, "train.lr=0.05"))
+    folder = export_run(trained.run_dir, "peft")
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+    cfg, ours = load_run(trained.run_dir)
+    set_seed(cfg.seed)  # the same random backbone the run started from
+    base = load_model(cfg.model, 2)
+    theirs = PeftModel.from_pretrained(base, str(folder)).eval()
+    with torch.no_grad():
+        expected, got = ours(**_batch()).logits, theirs(**_batch()).logits
+        with theirs.disable_adapter():
+            without_lora = theirs(**_batch()).logits
+    assert torch.allclose(expected, got, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, without_lora, atol=1e-4)  # the trained LoRA update is really in the export
+
+
+def test_lora_run_folds_into_a_plain_transformers_model(compose_run):
+    trained = run(compose_run(*MRPC, "model=tiny-bert", "peft=adamix_lora", *SHORT, "train.lr=0.05"))
+    folder = export_run(trained.run_dir, "folded")
+    _, ours = load_run(trained.run_dir)
+    plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        assert torch.allclose(ours(**_batch()).logits, plain(**_batch()).logits, atol=1e-5, rtol=0)
+
+
+def test_adapter_runs_refuse_peft_export_with_a_clear_message(compose_run):
+    trained = run(compose_run(*MRPC, "model=tiny-bert", "peft=adamix", *SHORT))
+    with pytest.raises(Exception, match="cannot export a peft=adamix run as folded"):
+        export_run(trained.run_dir, "folded")
+
+
+@pytest.mark.parametrize(
+    ("model", "peft", "extra", "inference"),
+    [
+        ("roberta-large", "adamix", [], 811_392),
+        ("bert-base", "adamix", ["peft.adapter_dim=48"], 894_528),
+        ("roberta-large", "lora", [], 786_432),
+        ("bert-base", "lora", [], 294_912),
+        ("roberta-large", "pfeiffer", [], 811_392),
+        ("roberta-large", "houlsby", [], 835_968),
+        ("bert-base", "houlsby", ["peft.adapter_dim=24"], 903_744),
+        ("bert-base", "bitfit", [], 102_912),
+        ("bert-base", "prefix", [], 184_320),
+        ("roberta-large", "full", [], 354_310_144),
+    ],
+)
+def test_dry_run_plans_the_papers_param_column(compose_run, model, peft, extra, inference):
+    planned = run(
+        compose_run("task=mnli", f"model={model}", "model.pretrained=false", f"peft={peft}", *extra, "dry_run=true")
+    )
+    assert planned.record["status"] == "planned"
+    assert planned.record["params"]["inference"] == inference
+    assert planned.record["metrics"] == {}
+    assert json.loads((planned.run_dir / "results.json").read_text())["status"] == "planned"
