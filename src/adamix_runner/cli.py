@@ -1,4 +1,8 @@
-"""`adamix-run`: compose the config with Hydra, run it, turn user mistakes into a message and exit code 2."""
+"""`adamix-run`: compose the config with Hydra, run it, turn user mistakes into a message and exit code 2.
+
+Exit codes: 0 done (or already completed), 1 a sweep with failed points or an unexpected error,
+2 bad input (no traceback), 130/143 interrupted by SIGINT/SIGTERM (a checkpoint was saved).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from adamix_runner import sweep
 from adamix_runner.config import register_configs
 from adamix_runner.errors import UserError
+from adamix_runner.preflight import check_overrides
 
 CONFIG_DIR = str(Path(__file__).parent / "conf")
 EXIT_USER_ERROR = 2
@@ -20,15 +28,32 @@ register_configs()
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> float | None:
     """Returns the primary metric, which Hydra sweepers optimise."""
-    from adamix_runner.run import run
+    from adamix_runner.run import Interrupted, run
 
+    hydra_cfg = HydraConfig.get()
     try:
         result = run(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except Exception as error:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            if not isinstance(error, UserError):
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        print(f"error in sweep point #{hydra_cfg.job.num}: {error}", file=sys.stderr)
+        sweep.record_failure(list(hydra_cfg.overrides.task), error)
+        return None
     return result.record.get("metrics", {}).get(cfg.task.primary_metric)
 
 
 def main() -> None:
+    try:
+        check_overrides(sys.argv[1:], Path(CONFIG_DIR))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     _main()
+    if sweep.failed_points():
+        sys.exit(1)

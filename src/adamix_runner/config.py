@@ -92,7 +92,9 @@ class TrainConfig:
     mixed_precision: str = "no"
     cpu: bool = False
     checkpoint_every_steps: int = 0
+    keep_last_checkpoints: int = 1
     keep_checkpoint: bool = False
+    skip_nonfinite: bool = False
 
 
 @dataclass
@@ -169,6 +171,10 @@ def validate(cfg: DictConfig) -> None:
     _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")
     _require(train.batch_size > 0, f"train.batch_size must be > 0, got {train.batch_size}.")
     _require(train.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {train.eval_batch_size}.")
+    _require(
+        train.keep_last_checkpoints >= 1,
+        f"train.keep_last_checkpoints must be >= 1, got {train.keep_last_checkpoints}.",
+    )
     _require(train.grad_accum >= 1, f"train.grad_accum must be >= 1, got {train.grad_accum}.")
     _require(train.epochs >= 0 and train.max_steps >= 0, "train.epochs and train.max_steps must be >= 0.")
     _require(

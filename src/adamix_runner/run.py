@@ -29,6 +29,7 @@ from adamix_runner.tasks.encode import collator, encode
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
 from adamix_runner.training.losses import adamix_loss, num_views
+from adamix_runner.training.signals import Interrupted
 
 
 @dataclass
@@ -183,6 +184,8 @@ def run(cfg: DictConfig) -> RunResult:
     folder = run_dir(cfg)
     previous = artifacts.read_json(folder / "results.json")
     if previous and previous["status"] == "completed" and not cfg.overwrite:
+        if "console" in cfg.logger.kinds:
+            print(f"already completed: {folder} (overwrite=true runs it again)")
         return RunResult("completed", folder, previous)
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
@@ -199,6 +202,11 @@ def run(cfg: DictConfig) -> RunResult:
         status = record["status"]
         _show_summary(tracker, record)
         return RunResult(status, folder, record)
+    except Interrupted as stop:
+        status = "interrupted"
+        interrupted = {"status": status, "step": stop.step, "checkpoint": stop.checkpoint, "error": str(stop)}
+        artifacts.write_json_atomic(folder / "results.json", {**interrupted, "config_hash": config_hash(cfg)})
+        raise
     except BaseException as error:
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
         artifacts.write_json_atomic(folder / "results.json", failure)

@@ -8,15 +8,22 @@ from adamix_runner.errors import UserError
 from adamix_runner.tasks.base import TaskData
 
 # imported on use, so that `python -m adamix_runner.tasks.polarity` does not find itself imported already
-FAMILIES = ("glue", "polarity", "local")
+FAMILIES = ("glue", "polarity", "local", "e2e", "webnlg", "dart")
+GENERATION_FAMILIES = ("e2e", "webnlg", "dart")  # one module, tasks/nlg.py
 
-__all__ = ["TaskData", "load", "num_labels"]
+__all__ = ["TaskData", "kind", "load", "num_labels"]
 
 
 def _family(task_cfg):
     if task_cfg.family not in FAMILIES:
         raise UserError(f"task.family={task_cfg.family!r} is not one of {', '.join(FAMILIES)}")
-    return import_module(f"{__name__}.{task_cfg.family}")
+    module = "nlg" if task_cfg.family in GENERATION_FAMILIES else task_cfg.family
+    return import_module(f"{__name__}.{module}")
+
+
+def kind(task_cfg) -> str:
+    """Without reading data: "generation" (a causal LM) or "classification" (a sequence-classification head)."""
+    return "generation" if task_cfg.family in GENERATION_FAMILIES else "classification"
 
 
 def load(task_cfg, data_cfg) -> TaskData:
@@ -27,6 +34,8 @@ def load(task_cfg, data_cfg) -> TaskData:
 def num_labels(task_cfg) -> int:
     """The head's size without reading data when task.num_labels is set (dry runs); local may read train."""
     family = _family(task_cfg)
+    if kind(task_cfg) == "generation":
+        return 0
     if task_cfg.family == "local":
         return family.num_labels(task_cfg)
     if task_cfg.num_labels is None:

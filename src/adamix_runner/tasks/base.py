@@ -32,8 +32,9 @@ READERS: dict[str, tuple[str, dict[str, str]]] = {
 class TaskData:
     """Raw splits and the evaluation plan of one task.
 
-    `kind` says what the model does with it: "classification" (regression included, num_labels == 1) now;
-    generation and prompt-based tasks will be other kinds with their own columns.
+    `kind` says what the model does with it: "classification" (regression included, num_labels == 1), or
+    "generation" (tasks/nlg.py: train rows (context, completion), evaluation rows (context, references) scored
+    under the nlg_metrics `protocol`, prompts cut to their last `max_prompt_length` tokens; num_labels 0).
     """
 
     name: str
@@ -45,6 +46,8 @@ class TaskData:
     metrics: tuple[str, ...]
     primary_metric: str
     label_names: list[str] | None = None
+    protocol: str | None = None
+    max_prompt_length: int | None = None
 
     @property
     def is_regression(self) -> bool:

@@ -149,3 +149,56 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         progress=progress,
         rng=state["rng"],
     )
+
+
+STEP_PREFIX = "step-"
+DISK_MARGIN_BYTES = 64 * 2**20
+
+
+def step_directories(root: Path) -> list[Path]:
+    """The step checkpoints under `root`, oldest first (staging and moved-aside folders excluded)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [d for d in root.iterdir() if d.is_dir() and d.name.startswith(STEP_PREFIX) and d.suffix == ""]
+    return sorted(found, key=lambda d: d.name)
+
+
+def estimated_bytes(trainable: dict[str, torch.Tensor], optimizer_state: dict) -> int:
+    """What one checkpoint will take on disk: the weights plus the optimizer's tensors."""
+    tensors = list(trainable.values())
+    for entry in optimizer_state.get("state", {}).values():
+        tensors += [value for value in entry.values() if isinstance(value, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def ensure_free_space(root: Path, needed: int) -> None:
+    """Refuse to start a checkpoint that the disk cannot hold, instead of leaving a truncated one."""
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if free < needed + DISK_MARGIN_BYTES:
+        raise OSError(
+            f"not enough free disk space for a checkpoint in {root}: it needs about {needed / 2**20:.0f} MiB "
+            f"(+{DISK_MARGIN_BYTES // 2**20} MiB margin), {free / 2**20:.0f} MiB are free. Free some space or "
+            "set output_root= to another disk; the previous checkpoints are intact."
+        )
+
+
+def save_step(root: Path, step: int, keep: int, **parts) -> Path:
+    """Save the checkpoint of `step` under `root` and keep only the newest `keep` of them."""
+    root = Path(root)
+    ensure_free_space(root, estimated_bytes(parts["trainable"], parts["optimizer_state"]))
+    directory = root / f"{STEP_PREFIX}{step:08d}"
+    save_checkpoint(directory, **parts)
+    for old in step_directories(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def load_latest(root: Path) -> tuple[Checkpoint, Path] | tuple[None, None]:
+    """The newest complete checkpoint under `root`, and its folder."""
+    for directory in reversed(step_directories(root)):
+        found = load_checkpoint(directory)
+        if found is not None:
+            return found, directory
+    return None, None

@@ -16,8 +16,10 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from adamix_runner.errors import UserError
 from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training.optim import build_optimizer, build_scheduler
+from adamix_runner.training.signals import Interrupted, StopSignals
 
 BEST_PREFIX = "best::"
 
@@ -70,32 +72,88 @@ def _snapshot(params) -> dict[str, torch.Tensor]:
     return {name: param.detach().cpu().clone() for name, param in params}
 
 
-def _save(setup: LoopSetup, optimizer, scheduler, state: LoopState, best: dict[str, torch.Tensor]) -> None:
-    if not setup.accelerator.is_main_process:
-        return
-    trainable = _snapshot(setup.params)
-    trainable.update({BEST_PREFIX + name: tensor for name, tensor in best.items()})
-    ckpt.save_checkpoint(
-        setup.checkpoint_dir,
-        trainable=trainable,
-        optimizer_state=optimizer.state_dict(),
-        scheduler_state=scheduler.state_dict(),
-        router_state=setup.router.state_dict(),
-        progress=state.__dict__,
-    )
+class NonFiniteLoss(UserError):
+    """A NaN/inf loss: the run stops before any weights from that step are saved."""
 
 
-def _restore(setup: LoopSetup, optimizer, scheduler) -> tuple[LoopState, dict[str, torch.Tensor]]:
-    saved = ckpt.load_checkpoint(setup.checkpoint_dir)
+@dataclass
+class _Run:
+    """The mutable pieces of one training run, so that helpers need few arguments."""
+
+    setup: LoopSetup
+    train_cfg: object
+    model: object
+    optimizer: object
+    scheduler: object
+    state: LoopState
+    best: dict[str, torch.Tensor]
+    last_checkpoint: str | None = None
+    tracker: object = None
+    finite_flags: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+    def save(self) -> None:
+        """A checkpoint of the current state (main process only), never of non-finite weights."""
+        self.check_finite()
+        if not self.setup.accelerator.is_main_process:
+            return
+        trainable = _snapshot(self.setup.params)
+        trainable.update({BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
+        try:
+            folder = ckpt.save_step(
+                self.setup.checkpoint_dir,
+                self.state.global_step,
+                self.train_cfg.keep_last_checkpoints,
+                trainable=trainable,
+                optimizer_state=self.optimizer.state_dict(),
+                scheduler_state=self.scheduler.state_dict(),
+                router_state=self.setup.router.state_dict(),
+                progress=self.state.__dict__,
+            )
+        except OSError as error:
+            raise UserError(str(error)) from error
+        self.last_checkpoint = str(folder)
+
+    def check_finite(self) -> None:
+        """Look at the losses since the last check (one host sync, at logging/eval/checkpoint time only)."""
+        if not self.finite_flags:
+            return
+        steps, flags = zip(*self.finite_flags, strict=True)
+        self.finite_flags.clear()
+        finite = torch.stack(flags)
+        if bool(finite.all()):
+            return
+        step = steps[int((~finite).nonzero()[0])]
+        raise NonFiniteLoss(
+            f"non-finite loss at step {step}; last good checkpoint: {self.last_checkpoint or 'none'}. "
+            "Lower train.lr or set train.max_grad_norm; train.skip_nonfinite=true skips such steps instead."
+        )
+
+    def evaluate(self) -> None:
+        self.check_finite()
+        metrics = self.setup.evaluate()
+        self.model.train()
+        self.state.history.append({"step": self.state.global_step, **metrics})
+        self.tracker.log(metrics, step=self.state.global_step)
+        score = metrics[self.setup.primary_metric]
+        if self.state.best_metric is None or score > self.state.best_metric:
+            self.state.best_metric, self.state.best_step = score, self.state.global_step
+            self.best = _snapshot(self.setup.params)
+
+
+def _restore(setup: LoopSetup, optimizer, scheduler) -> tuple[LoopState, dict[str, torch.Tensor], str | None]:
+    try:
+        saved, folder = ckpt.load_latest(setup.checkpoint_dir)
+    except ValueError as error:
+        raise UserError(str(error)) from error
     if saved is None:
-        return LoopState(), {}
-    current = {name: param for name, param in setup.params}
+        return LoopState(), {}, None
+    current = dict(setup.params)
     expected = set(current) | {BEST_PREFIX + name for name in current}
     unexpected = set(saved.trainable) - expected
     missing = set(current) - set(saved.trainable)
     if unexpected or missing:
-        raise ValueError(
-            f"Checkpoint {setup.checkpoint_dir} does not fit this model (missing {sorted(missing)[:3]}, "
+        raise UserError(
+            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
             f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
         )
     with torch.no_grad():
@@ -106,19 +164,24 @@ def _restore(setup: LoopSetup, optimizer, scheduler) -> tuple[LoopState, dict[st
     setup.router.load_state_dict(saved.router_state)
     ckpt.restore_rng(saved.rng)
     best = {k[len(BEST_PREFIX) :]: v for k, v in saved.trainable.items() if k.startswith(BEST_PREFIX)}
-    return LoopState(**saved.progress), best
+    return LoopState(**saved.progress), best, str(folder)
 
 
-def _evaluate(setup: LoopSetup, model, state: LoopState, tracker, best: dict) -> dict[str, torch.Tensor]:
-    metrics = setup.evaluate()
-    model.train()
-    state.history.append({"step": state.global_step, **metrics})
-    tracker.log(metrics, step=state.global_step)
-    score = metrics[setup.primary_metric]
-    if state.best_metric is None or score > state.best_metric:
-        state.best_metric, state.best_step = score, state.global_step
-        return _snapshot(setup.params)
-    return best
+def _step(run: _Run, batch, trainable) -> torch.Tensor | None:
+    """One micro-batch: forward, backward, and (at accumulation boundaries) the optimizer step."""
+    accelerator, cfg = run.setup.accelerator, run.train_cfg
+    with accelerator.accumulate(run.model):
+        loss, _ = _forward_loss(run.model, batch, run.setup)
+        if cfg.skip_nonfinite and not bool(torch.isfinite(loss)):
+            run.optimizer.zero_grad()
+            return None
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+    return loss.detach()
 
 
 def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopState:
@@ -129,55 +192,59 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     steps = total_steps(train_cfg, len(setup.train_loader))
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, setup.train_loader, scheduler)
-    state, best = _restore(setup, optimizer, scheduler)
+    state, best, last = _restore(setup, optimizer, scheduler)
+    run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)
     if progress is not None:
         progress.start_progress(steps, completed=state.global_step)
     model.train()
-    running, batches_since_log = torch.zeros((), device=accelerator.device), 0
+    running, batches_since_log, skipped = torch.zeros((), device=accelerator.device), 0, 0
     samples, started = 0, time.perf_counter()
-    while state.global_step < steps:
-        loader.set_epoch(state.epoch)
-        batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
-        for batch in batches:
-            with accelerator.accumulate(model):
-                loss, _ = _forward_loss(model, batch, setup)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and train_cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(trainable, train_cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state.batches_done += 1
-            running += loss.detach()
-            batches_since_log += 1
-            samples += len(batch["labels"])
-            if not accelerator.sync_gradients:
-                continue
-            state.global_step += 1
-            if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
-                elapsed = time.perf_counter() - started
-                loss_value = running.item() / batches_since_log
-                lr = scheduler.get_last_lr()[0]
-                tracker.log({"train/loss": loss_value, "train/lr": lr}, step=state.global_step)
-                if progress is not None:
-                    progress.update_progress(state.global_step, loss_value, lr, samples / max(elapsed, 1e-9))
-                running.zero_()
-                batches_since_log = 0
-            if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
-                best = _evaluate(setup, model, state, tracker, best)
-            if train_cfg.checkpoint_every_steps and state.global_step % train_cfg.checkpoint_every_steps == 0:
-                _save(setup, optimizer, scheduler, state, best)
-            if state.global_step >= steps:
-                break
-        if state.batches_done == len(loader):
-            state.epoch, state.batches_done = state.epoch + 1, 0
-            if train_cfg.eval_every_epoch:
-                best = _evaluate(setup, model, state, tracker, best)
-            _save(setup, optimizer, scheduler, state, best)
+    with StopSignals() as signals:
+        while state.global_step < steps:
+            loader.set_epoch(state.epoch)
+            batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+            for batch in batches:
+                loss = _step(run, batch, trainable)
+                state.batches_done += 1
+                samples += len(batch["labels"])
+                if loss is None:
+                    skipped += 1
+                else:
+                    run.finite_flags.append((state.global_step + 1, torch.isfinite(loss)))
+                    running += loss
+                    batches_since_log += 1
+                if accelerator.sync_gradients:
+                    state.global_step += 1
+                    if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
+                        run.check_finite()
+                        lr = scheduler.get_last_lr()[0]
+                        loss_value = running.item() / max(batches_since_log, 1)
+                        logged = {"train/loss": loss_value, "train/lr": lr}
+                        tracker.log({**logged, **({"train/skipped": skipped} if skipped else {})}, state.global_step)
+                        if progress is not None:
+                            rate = samples / max(time.perf_counter() - started, 1e-9)
+                            progress.update_progress(state.global_step, loss_value, lr, rate)
+                        running.zero_()
+                        batches_since_log = 0
+                    if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
+                        run.evaluate()
+                    if train_cfg.checkpoint_every_steps and state.global_step % train_cfg.checkpoint_every_steps == 0:
+                        run.save()
+                if signals.received is not None:
+                    run.save()
+                    raise Interrupted(signals.received, state.global_step, run.last_checkpoint)
+                if state.global_step >= steps:
+                    break
+            if state.batches_done == len(loader):
+                state.epoch, state.batches_done = state.epoch + 1, 0
+                if train_cfg.eval_every_epoch:
+                    run.evaluate()
+                run.save()
+    run.check_finite()
     if progress is not None:
         progress.stop_progress()
-    if train_cfg.select == "best" and best:
+    if train_cfg.select == "best" and run.best:
         with torch.no_grad():
             for name, param in setup.params:
-                param.copy_(best[name])
+                param.copy_(run.best[name])
     return state

@@ -1,0 +1,80 @@
+"""The training DataLoader: shuffled batches, optionally grouped by length so that dynamic padding pads less.
+
+With dynamic padding a batch costs its longest row times its size; batches of similar lengths waste fewer padded
+tokens (measured in docs/PERFORMANCE.md). The grouped order is a function of (seed, epoch) alone, like Accelerate's
+seedable sampler, so every rank draws the same order and a resumed run (`set_epoch` then `skip_first_batches`)
+sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import pyarrow.compute as pc
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader, Sampler
+
+MEGABATCH_FACTOR = 50  # as transformers' LengthGroupedSampler: sort within windows of 50 batches
+
+
+def token_lengths(dataset: Dataset) -> list[int]:
+    """The tokenized length of every row, read from Arrow without materializing the token lists."""
+    return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """A seeded random order in which each window of ``50 x batch_size`` rows is sorted by length, longest first.
+
+    Batches cut from consecutive indices then hold rows of similar length, while the windows keep the order
+    random. The first batch is the longest one, so an out-of-memory error shows at step one, not mid-epoch.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Accelerate's prepared loader at each epoch: the order depends on (seed, epoch) only."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator)
+        window = MEGABATCH_FACTOR * self.batch_size
+        groups = []
+        for chunk in order.split(window):
+            ranked = torch.argsort(self.lengths[chunk], descending=True, stable=True)
+            groups.append(chunk[ranked])
+        longest = max(range(len(groups)), key=lambda g: int(self.lengths[groups[g][0]]))
+        groups[0], groups[longest] = groups[longest], groups[0]
+        return iter(torch.cat(groups).tolist())
+
+
+def make_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    collate_fn: Callable,
+    group_by_length: bool,
+    num_workers: int,
+    *,
+    seed: int,
+) -> DataLoader:
+    """The training loader, before ``accelerator.prepare``.
+
+    Without grouping it is a plain shuffled loader: Accelerate swaps its RandomSampler for the seedable one
+    (``use_seedable_sampler=True``), which keeps the historical order and pinned losses. With grouping the sampler
+    is :class:`LengthGroupedSampler`, seeded with ``seed``.
+    """
+    workers = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
+    if not group_by_length:
+        return DataLoader(dataset, batch_size, shuffle=True, collate_fn=collate_fn, **workers)
+    sampler = LengthGroupedSampler(token_lengths(dataset), batch_size, seed)
+    return DataLoader(dataset, batch_size, sampler=sampler, collate_fn=collate_fn, **workers)

@@ -1,0 +1,139 @@
+"""One run on two CPU processes (torchrun, gloo DDP) against one process with the same global batch.
+
+The launch is the real CLI: this file, run as a script under torchrun, calls ``adamix_runner.cli.main`` with
+``Router.draw`` wrapped to record every training draw of its rank. Dropout is switched off, so that the two runs
+differ only by the gradient all-reduce: the same seed gives the same sample order (the seedable sampler) and the same
+expert draws on every rank, and each optimizer step sees the same global batch of 8 (2 x 4 against 1 x 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROUTING_LOG = "ADAMIX_TEST_ROUTING_LOG"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
+COMMON = [
+    "task=mrpc",
+    f"task.data_dir={FIXTURE}",
+    "model=tiny-bert",
+    "+model.architecture.hidden_dropout_prob=0.0",
+    "+model.architecture.attention_probs_dropout_prob=0.0",
+    "train.epochs=1",
+    "train.log_every_steps=1",
+    "train.cpu=true",
+    "logger=none",
+]
+PER_RANK_BATCH, PROCESSES = 4, 2
+NEEDS_LOOP_FIX = pytest.mark.xfail(
+    strict=True,
+    reason="needs the DDP fixes in training/loop.py and run.py (steps from the prepared loader, scheduler stepped "
+    "once per optimizer step, loss reduced over ranks, tracker and results.json on rank 0 only)",
+)
+
+
+def _probe() -> None:
+    """Under torchrun: the real CLI, with this rank's training expert draws written to $ADAMIX_TEST_ROUTING_LOG."""
+    from adamix_runner import cli
+    from adamix_runner.adaptation import Router
+
+    draws: list[list[int]] = []
+    original = Router.draw
+
+    def recording(self, num_experts: int) -> list[int]:
+        picked = original(self, num_experts)
+        draws.append(picked)
+        return picked
+
+    Router.draw = recording
+    try:
+        cli.main()
+    finally:
+        rank = os.environ.get("RANK", "0")
+        Path(os.environ[ROUTING_LOG], f"rank{rank}.json").write_text(json.dumps(draws))
+
+
+def _run_folder(root: Path) -> Path:
+    (results,) = root.glob("runs/*/*/*/*/seed0/results.json")
+    return results.parent
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return {
+        **load_file(folder / "adapter" / "adaptation.safetensors"),
+        **load_file(folder / "adapter" / "head.safetensors"),
+    }
+
+
+def _jsonl(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(two-process folder, one-process folder, routing log folder) of the same training with global batch 8."""
+    logs = tmp_path_factory.mktemp("routing")
+    ddp_root, single_root = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("single")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}"]
+    env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1"}
+    for root, command, batch in (
+        (ddp_root, [*launch, __file__], PER_RANK_BATCH),
+        (single_root, [sys.executable, __file__], PER_RANK_BATCH * PROCESSES),
+    ):
+        overrides = [*COMMON, f"train.batch_size={batch}", f"output_root={root}"]
+        done = subprocess.run([*command, *overrides], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        if root is ddp_root:
+            for rank in range(PROCESSES):
+                (logs / f"rank{rank}.json").rename(logs / f"ddp{rank}.json")
+    return _run_folder(ddp_root), _run_folder(single_root), logs
+
+
+def test_ranks_draw_the_same_experts(runs):
+    _, _, logs = runs
+    draws = [json.loads((logs / f"ddp{rank}.json").read_text()) for rank in range(PROCESSES)]
+    assert len(draws[0]) > 0
+    assert draws[0] == draws[1]
+
+
+def test_ddp_runs_without_unused_parameters_and_completes(runs):
+    ddp, _, _ = runs
+    record = json.loads((ddp / "results.json").read_text())
+    assert record["status"] == "completed"
+    assert record["config"]["train"]["batch_size"] == PER_RANK_BATCH
+
+
+@NEEDS_LOOP_FIX
+def test_two_processes_match_one_process_with_the_same_global_batch(runs):
+    ddp, single, logs = runs
+    assert json.loads((logs / "ddp0.json").read_text()) == json.loads((logs / "rank0.json").read_text())
+    ddp_weights, single_weights = _weights(ddp), _weights(single)
+    assert ddp_weights.keys() == single_weights.keys()
+    for name, tensor in ddp_weights.items():
+        torch.testing.assert_close(tensor, single_weights[name], atol=1e-5, rtol=1e-4, msg=name)
+    ddp_loss = [row["train/loss"] for row in _jsonl(ddp) if "train/loss" in row]
+    single_loss = [row["train/loss"] for row in _jsonl(single) if "train/loss" in row]
+    assert ddp_loss == pytest.approx(single_loss, abs=1e-5)
+    ddp_metrics = json.loads((ddp / "results.json").read_text())["metrics"]
+    single_metrics = json.loads((single / "results.json").read_text())["metrics"]
+    assert ddp_metrics == pytest.approx(single_metrics, abs=1e-5)
+
+
+@NEEDS_LOOP_FIX
+def test_only_rank_zero_logs(runs):
+    ddp, _, _ = runs
+    train_steps = [row["step"] for row in _jsonl(ddp) if "train/loss" in row]
+    finals = [row for row in _jsonl(ddp) if row["step"] == -1]
+    assert train_steps == list(range(1, len(train_steps) + 1))
+    assert len(finals) == 1
+
+
+if __name__ == "__main__":
+    _probe()
