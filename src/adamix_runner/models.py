@@ -65,6 +65,6 @@ def load_tokenizer(model_cfg):
         AutoTokenizer.from_pretrained,
         source,
         f"tokenizer '{source}'",
-        "model.tokenizer=/path/to/tokenizer (a folder with tokenizer.json or vocab files)",
+        "model.path=/path/to/local/model (or model.tokenizer=/path/to/tokenizer for the tokenizer alone)",
         trust_remote_code=model_cfg.trust_remote_code,
     )

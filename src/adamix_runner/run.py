@@ -91,8 +91,10 @@ def _loaders(cfg: DictConfig, task, tokenizer, model) -> tuple[DataLoader, dict[
     if getattr(model.config, "type_vocab_size", 2) < 2:
         encoded = encoded.remove_columns([c for c in ("token_type_ids",) if c in encoded["train"].column_names])
     pad = collator(tokenizer)
-    train_loader = DataLoader(encoded["train"], cfg.train.batch_size, shuffle=True, collate_fn=pad)
-    evals = {s: DataLoader(encoded[s], cfg.train.eval_batch_size, collate_fn=pad) for s in task.eval_splits}
+    # Loaders own their generators: iterating never draws from the global RNG, so resuming is exact.
+    own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
+    train_loader = DataLoader(encoded["train"], cfg.train.batch_size, shuffle=True, **own)
+    evals = {s: DataLoader(encoded[s], cfg.train.eval_batch_size, **own) for s in task.eval_splits}
     return train_loader, evals
 
 
@@ -178,6 +180,15 @@ def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
     }
 
 
+def record_failure(cfg: DictConfig, error: BaseException) -> None:
+    """Mark a point that failed before it started (a sweep's bad value) without touching a completed result."""
+    folder = run_dir(cfg)
+    previous = artifacts.read_json(folder / "results.json")
+    if previous is None or previous.get("status") != "completed":
+        failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
+        artifacts.write_json_atomic(folder / "results.json", failure)
+
+
 def run(cfg: DictConfig) -> RunResult:
     """One run: the run folder is derived from the config, so the same command resumes or reports the result."""
     validate(cfg)
@@ -208,8 +219,7 @@ def run(cfg: DictConfig) -> RunResult:
         artifacts.write_json_atomic(folder / "results.json", {**interrupted, "config_hash": config_hash(cfg)})
         raise
     except BaseException as error:
-        failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
-        artifacts.write_json_atomic(folder / "results.json", failure)
+        record_failure(cfg, error)
         raise
     finally:
         tracker.close(status)

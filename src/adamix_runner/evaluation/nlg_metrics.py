@@ -66,7 +66,7 @@ def _tokens_13a(text: str) -> list[str]:
 
 def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 5) -> float:
     """mteval-v13a NIST: information-weighted n-gram precision (matches clipped by the most frequent reference)
-    times exp(β·log²(min(1, output length / summed average reference length)))."""
+    times exp(-β·log²(min(1, output length / summed average reference length)))."""
     hyps = [_tokens_13a(p) for p in predictions]
     refs = [[_tokens_13a(r) for r in group] for group in references]
     counts: Counter = Counter()
@@ -87,7 +87,7 @@ def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n:
         total += info / hyp_ngrams if hyp_ngrams else 0.0
     ref_length = sum(sum(len(r) for r in group) / len(group) for group in refs)
     ratio = min(1.0, sum(len(h) for h in hyps) / ref_length) if ref_length else 0.0
-    return total * (math.exp(NIST_BETA * math.log(ratio) ** 2) if ratio > 0 else 0.0)
+    return total * (math.exp(-NIST_BETA * math.log(ratio) ** 2) if ratio > 0 else 0.0)
 
 
 def _ter(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -158,6 +158,18 @@ def score(
     if coco:
         results.update(_coco(coco, hyps, refs, ptb=protocol == "e2e"))
     return {name: results[name] for name in names}
+
+
+def score_split(split, predictions, references, names, protocol, seen=None) -> dict[str, float]:
+    """`{"<split>/<name>": value}`; with WebNLG's per-input `seen` flags also `<split>_seen/…` and
+    `<split>_unseen/…` (gpt2_decode.py --filter seen / unseen: each subset scored on its own)."""
+    results = {f"{split}/{k}": v for k, v in score(predictions, references, names, protocol).items()}
+    for flag, tag in ((True, "seen"), (False, "unseen")) if seen is not None else ():
+        chosen = [i for i, value in enumerate(seen) if value == flag]
+        if chosen:
+            part = score([predictions[i] for i in chosen], [references[i] for i in chosen], names, protocol)
+            results.update({f"{split}_{tag}/{k}": v for k, v in part.items()})
+    return results
 
 
 def write_predictions(folder: Path, split: str, contexts, predictions, references) -> Path:

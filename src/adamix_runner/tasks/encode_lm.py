@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 from datasets import Dataset
+from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100
@@ -45,7 +46,22 @@ def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int
             labels.append(([IGNORE] * len(condition) + completion)[:seq_len])
         return {"input_ids": input_ids, "labels": labels}
 
-    return data.map(tokenize, batched=True, remove_columns=data.column_names, desc="Tokenizing (LM)")
+    # named by the tokenizer's source instead of a hash of the tokenizer itself (seconds for a 50k-token BPE)
+    key = (
+        data._fingerprint,
+        "encode_pairs-1",
+        type(tokenizer).__name__,
+        tokenizer.name_or_path,
+        len(tokenizer),
+        seq_len,
+    )
+    return data.map(
+        tokenize,
+        batched=True,
+        remove_columns=data.column_names,
+        new_fingerprint=Hasher.hash(key),
+        desc="Tokenizing (LM)",
+    )
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, contexts: Sequence[str], max_prompt_length: int) -> list[list[int]]:

@@ -8,6 +8,7 @@ Not here: merging and the final evaluation (run.py), tokenization (tasks/).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -140,7 +141,12 @@ class _Run:
             self.best = _snapshot(self.setup.params)
 
 
-def _restore(setup: LoopSetup, optimizer, scheduler) -> tuple[LoopState, dict[str, torch.Tensor], str | None]:
+def _restore(setup: LoopSetup, optimizer, scheduler):
+    """Load the newest checkpoint into the model, optimizer, scheduler and router.
+
+    Returns (state, best weights, checkpoint folder). The data loaders own their generators (run.py), so
+    restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end.
+    """
     try:
         saved, folder = ckpt.load_latest(setup.checkpoint_dir)
     except ValueError as error:
@@ -202,8 +208,7 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     with StopSignals() as signals:
         while state.global_step < steps:
             loader.set_epoch(state.epoch)
-            batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
-            for batch in batches:
+            for batch in itertools.islice(loader, state.batches_done, None):
                 loss = _step(run, batch, trainable)
                 state.batches_done += 1
                 samples += len(batch["labels"])

@@ -1,0 +1,188 @@
+"""Benchmark AdaMix against its alternatives in one process, on one backbone and one batch (not a test).
+
+    python scripts/bench.py                                   # MiniLM shapes, batch 16 x 128, CPU fp32, minutes
+    python scripts/bench.py --backbone bert-base --reps 5     # the paper's BERT-base shapes
+    python scripts/bench.py --backbone roberta-large --device cuda --dtype bf16 --batch 32   # on a GPU
+
+Every variant is built from the same random-init backbone (model.pretrained=false: the shapes and the cost of the
+real model, no download). The repetitions of all variants are interleaved and medians reported, so a busy machine
+slows every variant alike. Prints the tables and the target ratios (docs/PERFORMANCE.md) and writes them with the
+raw timings to outputs/bench/<backbone>-<device>-<dtype>-<time>.json. Thresholds are read by people, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import peft
+import torch
+import transformers
+from bench.measure import corpus_lengths, interleaved, median, padding_cost, train_memory
+from bench.variants import Options, build_backbone, inference_variants, make_batch, training_variants
+
+TARGETS = (  # (ratio, numerator, denominator, target, kind)
+    ("AdaMix no consistency / single adapter", "AdaMix, no consistency", "single adapter", "<= 1.05", "train"),
+    ("AdaMix with consistency / single adapter", "AdaMix, fused 2B consistency", "single adapter", "<= 2.0", "train"),
+    (
+        "fused 2B / two sequential passes",
+        "AdaMix, fused 2B consistency",
+        "AdaMix, two sequential passes",
+        "< 1.0",
+        "train",
+    ),
+    ("our LoRA / HF PEFT LoRA", "our LoRA", "HF PEFT LoRA", "<= 1.0", "train"),
+    ("merged AdaMix / single adapter", "merged AdaMix", "single adapter", "<= 1.02", "infer"),
+    (
+        "merged AdaMix / averaging every forward",
+        "merged AdaMix",
+        "AdaMix, averaging at every forward (official)",
+        "< 1.0",
+        "infer",
+    ),
+    ("AdaMix memory / full fine-tuning", "AdaMix, fused 2B consistency", "full fine-tuning", "report", "memory"),
+)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="minilm", help="tiny-bert, minilm, bert-base, roberta-large, ...")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype")
+    parser.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa", help="attention implementation")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions per variant")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--adapter-dim", type=int, default=16)
+    parser.add_argument("--num-experts", type=int, default=4)
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--data-batch", type=int, default=32, help="batch size of the data-path count")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("train", "infer", "data"), help="parts to skip")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    return parser.parse_args()
+
+
+def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _train(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
+    cases = training_variants(backbone, batch, options)
+    times = interleaved({name: case.step for name, case in cases.items()}, reps, warmup, options.device)
+    memory = {name: train_memory(case.model, case.params, case.step, options.device) for name, case in cases.items()}
+    trainable = {name: sum(p.numel() for p in case.params) for name, case in cases.items()}
+    base = median(times["single adapter"])
+    rows = [
+        (
+            name,
+            f"{median(t) * 1e3:.1f}",
+            f"{median(t) / base:.3f}",
+            f"{memory[name] / 2**20:.0f}",
+            f"{trainable[name]:,}",
+        )
+        for name, t in times.items()
+    ]
+    _table("training step", ("variant", "median ms", "/ adapter", "peak MB", "trainable"), rows)
+    return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}, "peak_bytes": memory}
+
+
+def _infer(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
+    times = interleaved(inference_variants(backbone, batch, options), reps, warmup, options.device)
+    base = median(times["single adapter"])
+    rows = [(name, f"{median(t) * 1e3:.1f}", f"{median(t) / base:.3f}") for name, t in times.items()]
+    _table("inference forward", ("variant", "median ms", "/ adapter"), rows)
+    return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}}
+
+
+def _data(options: Options, data_batch: int) -> dict:
+    cost = {
+        name: padding_cost(lengths, data_batch, options.seq_len)
+        for name, lengths in corpus_lengths(options.seq_len).items()
+    }
+    rows = [
+        (corpus, strategy, f"{c['tokens_per_step']:.0f}", f"{c['padding_fraction']:.1%}")
+        for corpus, strategies in cost.items()
+        for strategy, c in strategies.items()
+    ]
+    _table(
+        f"data path (batch {data_batch}, max {options.seq_len})",
+        ("corpus", "batching", "tokens/step", "padding"),
+        rows,
+    )
+    return cost
+
+
+def _ratios(result: dict) -> list[dict]:
+    ratios = []
+    for label, top, bottom, target, kind in TARGETS:
+        part = result.get("train" if kind == "memory" else kind)
+        if part is None:
+            continue
+        values = part["peak_bytes"] if kind == "memory" else part["median_s"]
+        ratio = values[top] / values[bottom]
+        if target == "report":
+            met = "-"
+        else:
+            op, bound = target.split()
+            met = "yes" if (ratio <= float(bound) if op == "<=" else ratio < float(bound)) else "no"
+        ratios.append({"ratio": label, "value": ratio, "target": target, "met": met})
+    _table(
+        "targets",
+        ("ratio", "measured", "target", "met"),
+        [tuple(f"{v:.3f}" if isinstance(v, float) else v for v in r.values()) for r in ratios],
+    )
+    return ratios
+
+
+def main() -> None:
+    args = _arguments()
+    options = Options(
+        args.backbone,
+        args.batch,
+        args.seq_len,
+        args.device,
+        args.dtype,
+        args.attn,
+        args.adapter_dim,
+        args.num_experts,
+        args.lora_rank,
+    )
+    torch.backends.cuda.matmul.allow_tf32 = True
+    started = time.perf_counter()
+    result: dict = {"options": vars(options), "reps": args.reps, "warmup": args.warmup}
+    if {"train", "infer"} - set(args.skip):
+        backbone = build_backbone(options)
+        batch = make_batch(options, backbone.config.vocab_size)
+        if "train" not in args.skip:
+            result["train"] = _train(options, backbone, batch, args.reps, args.warmup)
+        if "infer" not in args.skip:
+            result["infer"] = _infer(options, backbone, batch, args.reps, args.warmup)
+    if "data" not in args.skip:
+        result["data"] = _data(options, args.data_batch)
+    result["targets"] = _ratios(result)
+    result["wall_s"] = time.perf_counter() - started
+    result["versions"] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = (
+        args.out / f"{args.backbone}-{args.device.replace(':', '')}-{args.dtype}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\n{result['wall_s']:.0f} s; written to {path}")
+
+
+if __name__ == "__main__":
+    main()
