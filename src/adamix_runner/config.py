@@ -64,7 +64,7 @@ class PeftConfig:
     adapter_dim: int = 16
     num_experts: int = 4
     share: str = "up"
-    consistency_weight: float = 1.0
+    consistency_weight: float | None = None
     inference: str = "merge"
     fixed_expert: int = 0
     lora_rank: int = 8
@@ -95,6 +95,10 @@ class TrainConfig:
     keep_last_checkpoints: int = 1
     keep_checkpoint: bool = False
     skip_nonfinite: bool = False
+    label_smoothing: float = 0.0
+    warmup_steps: int = 0
+    adam_epsilon: float = 1e-8
+    decay_all: bool = False
 
 
 @dataclass
@@ -102,6 +106,16 @@ class DataConfig:
     max_seq_length: int = 128
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+
+
+@dataclass
+class GenerationConfig:
+    num_beams: int = 10
+    length_penalty: float = 0.8
+    no_repeat_ngram_size: int = 4
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 64
+    batch_size: int = 16
 
 
 @dataclass
@@ -120,6 +134,7 @@ class RunConfig:
     peft: PeftConfig = MISSING
     train: TrainConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     logger: LoggerConfig = MISSING
     seed: int = 0
     dry_run: bool = False
@@ -163,7 +178,16 @@ def validate(cfg: DictConfig) -> None:
     """Reject impossible values and combinations before anything heavy runs."""
     train, data = cfg.train, cfg.data
     adaptation_spec(cfg)
-    _require(cfg.peft.consistency_weight >= 0, "peft.consistency_weight must be >= 0 (0 disables the second view).")
+    weight = cfg.peft.consistency_weight
+    _require(weight is None or weight >= 0, "peft.consistency_weight must be >= 0 (0 disables the second view).")
+    _require(0 <= train.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {train.label_smoothing}.")
+    _require(train.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {train.warmup_steps}.")
+    _require(cfg.generation.num_beams >= 1, f"generation.num_beams must be >= 1, got {cfg.generation.num_beams}.")
+    _require(
+        cfg.generation.max_new_tokens >= 1,
+        f"generation.max_new_tokens must be >= 1, got {cfg.generation.max_new_tokens}.",
+    )
+    _check_model_fits_task(cfg)
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     for kind in cfg.logger.kinds:
@@ -198,6 +222,20 @@ def validate(cfg: DictConfig) -> None:
         cfg.model.pretrained or cfg.model.architecture,
         f"model.pretrained=false needs model.architecture (config keys) for '{cfg.model.name}'.",
     )
+
+
+ENCODER_ONLY = ("bert", "roberta", "xlm-roberta")
+GENERATION_FAMILIES = ("e2e", "webnlg", "dart")
+
+
+def _check_model_fits_task(cfg: DictConfig) -> None:
+    """A generation task needs a causal LM; the YAML's architecture names the model type without a download."""
+    model_type = (cfg.model.architecture or {}).get("model_type")
+    if cfg.task.family in GENERATION_FAMILIES and model_type in ENCODER_ONLY:
+        raise UserError(
+            f"task={cfg.task.name} generates text, but model={cfg.model.name} is an encoder-only {model_type}; "
+            "use a causal LM: model=gpt2-medium, model=gpt2, model=tiny-gpt2 or model=smollm2."
+        )
 
 
 def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:

@@ -16,19 +16,15 @@ import transformers
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
 
 import adamix_runner
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import apply, count_parameters, merge, trainable_parameters
 from adamix_runner.config import adaptation_spec, config_hash, run_dir, validate
 from adamix_runner.errors import UserError
-from adamix_runner.evaluation.predict import evaluate
-from adamix_runner.models import load_model, load_tokenizer
-from adamix_runner.tasks.encode import collator, encode
+from adamix_runner.pipelines import for_kind
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
-from adamix_runner.training.losses import adamix_loss, num_views
 from adamix_runner.training.signals import Interrupted
 
 
@@ -79,67 +75,66 @@ def _show_summary(tracker, record: dict[str, Any]) -> None:
 
 def _plan(cfg: DictConfig, tracker) -> dict[str, Any]:
     """Build backbone and method without data or tokenizer (and, for random init, on the meta device)."""
-    model = load_model(cfg.model, tasks.num_labels(cfg.task), on_meta=not cfg.model.pretrained)
+    pipeline = for_kind(tasks.kind(cfg.task))
+    model = pipeline.load_model(cfg, tasks.num_labels(cfg.task), on_meta=not cfg.model.pretrained)
     apply(model, adaptation_spec(cfg), cfg.seed)
     counts = count_parameters(model)
     _show_params(tracker, counts)
     return _record(cfg, "planned", counts, {}, {})
 
 
-def _loaders(cfg: DictConfig, task, tokenizer, model) -> tuple[DataLoader, dict[str, DataLoader]]:
-    encoded = encode(task, tokenizer, cfg.data.max_seq_length)
-    if getattr(model.config, "type_vocab_size", 2) < 2:
-        encoded = encoded.remove_columns([c for c in ("token_type_ids",) if c in encoded["train"].column_names])
-    pad = collator(tokenizer)
-    # Loaders own their generators: iterating never draws from the global RNG, so resuming is exact.
-    own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
-    train_loader = DataLoader(encoded["train"], cfg.train.batch_size, shuffle=True, **own)
-    evals = {s: DataLoader(encoded[s], cfg.train.eval_batch_size, **own) for s in task.eval_splits}
-    return train_loader, evals
-
-
-def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
-    started = time.perf_counter()
-    task = tasks.load(cfg.task, cfg.data)
-    tokenizer = load_tokenizer(cfg.model)
-    saved = artifacts.read_adapter_config(Path(cfg.adapter_path)) if cfg.eval_only else None
-    if saved and saved["peft"]["method"] != cfg.peft.method:
+def _saved_adapter(cfg: DictConfig) -> dict[str, Any] | None:
+    """The metadata of the adapter that eval_only evaluates; it must be of the configured method."""
+    if not cfg.eval_only:
+        return None
+    saved = artifacts.read_adapter_config(Path(cfg.adapter_path))
+    if saved["peft"]["method"] != cfg.peft.method:
         raise UserError(
             f"adapter_path={cfg.adapter_path} holds a peft={saved['peft']['method']} adapter; "
             f"run with peft={saved['peft']['method']} (and the same task and model it was trained with)."
         )
-    spec = adaptation_spec(cfg, saved and saved["num_experts"])
-    full_model_saved = saved is not None and spec.method == "full"
-    model_cfg = (
-        OmegaConf.merge(cfg.model, {"path": cfg.adapter_path, "pretrained": True}) if full_model_saved else cfg.model
-    )
-    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
-    model = load_model(model_cfg, task.num_labels)
-    router = apply(model, spec, cfg.seed)
-    if saved and not full_model_saved:
-        artifacts.load_adapter(model, Path(cfg.adapter_path))
-    counts = count_parameters(model)
-    _show_params(tracker, counts)
-    train_loader, eval_loaders = _loaders(cfg, task, tokenizer, model)
-    set_seed(cfg.seed)  # tokenizing afresh draws random numbers that a cached run does not: start training equal
-    accelerator = Accelerator(
+    return saved
+
+
+def _accelerator(cfg: DictConfig) -> Accelerator:
+    return Accelerator(
         cpu=cfg.train.cpu,
         mixed_precision=cfg.train.mixed_precision,
         gradient_accumulation_steps=cfg.train.grad_accum,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+
+
+def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
+    started = time.perf_counter()
+    task = tasks.load(cfg.task, cfg.data)
+    pipeline = for_kind(task.kind)
+    tokenizer = pipeline.load_tokenizer(cfg)
+    saved = _saved_adapter(cfg)
+    spec = adaptation_spec(cfg, saved and saved["num_experts"])
+    full_model_saved = saved is not None and spec.method == "full"
+    model_cfg = (
+        OmegaConf.merge(cfg.model, {"path": cfg.adapter_path, "pretrained": True}) if full_model_saved else None
+    )
+    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
+    model = pipeline.load_model(cfg, task.num_labels, model_cfg=model_cfg)
+    router = apply(model, spec, cfg.seed)
+    if saved and not full_model_saved:
+        artifacts.load_adapter(model, Path(cfg.adapter_path))
+    counts = count_parameters(model)
+    _show_params(tracker, counts)
+    accelerator = _accelerator(cfg)
     model.to(accelerator.device)
-    eval_loaders = {split: accelerator.prepare(loader) for split, loader in eval_loaders.items()}
+    prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
+    set_seed(cfg.seed)  # tokenizing afresh draws random numbers that a cached run does not: start training equal
     setup = LoopSetup(
         accelerator=accelerator,
-        train_loader=train_loader,
-        evaluate=lambda: evaluate(model, eval_loaders, task, accelerator),
+        train_loader=prepared.train_loader,
+        evaluate=prepared.evaluate,
         params=trainable_parameters(model),
         router=router,
-        loss=lambda logits, batch, views: adamix_loss(
-            logits, batch["labels"], task.num_labels, cfg.peft.consistency_weight, views
-        ),
-        num_views=num_views(cfg.peft.consistency_weight, task.num_labels),
+        loss=prepared.loss,
+        num_views=prepared.num_views,
         primary_metric=cfg.task.primary_metric,
         checkpoint_dir=folder / "checkpoint",
     )
@@ -159,10 +154,11 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "task": {"name": task.name, "num_labels": task.num_labels, "label_names": task.label_names},
     }
-    if accelerator.is_main_process and spec.method == "full":
-        artifacts.save_full_model(model, folder / "model", meta)
-    elif accelerator.is_main_process:
-        artifacts.save_adapter(model, folder / "adapter", meta)
+    if accelerator.is_main_process:
+        if spec.method == "full":
+            artifacts.save_full_model(model, folder / "model", meta)
+        else:
+            artifacts.save_adapter(model, folder / "adapter", meta)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return _record(cfg, "completed", counts, metrics, timing)

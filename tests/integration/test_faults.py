@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import adamix_runner.pipelines.classification as classification
 import adamix_runner.run as run_module
 from adamix_runner.errors import UserError
 from adamix_runner.run import run
@@ -130,7 +131,7 @@ def test_a_failing_sweep_point_is_recorded_and_the_others_still_run(tmp_path):
 
 def _nan_at_step(step: int):
     calls = {"n": 0}
-    original = run_module.adamix_loss
+    original = classification.adamix_loss
 
     def loss(*args, **kwargs):
         value, parts = original(*args, **kwargs)
@@ -141,7 +142,7 @@ def _nan_at_step(step: int):
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_writes_no_weights(compose_run, monkeypatch):
-    monkeypatch.setattr(run_module, "adamix_loss", _nan_at_step(5))
+    monkeypatch.setattr(classification, "adamix_loss", _nan_at_step(5))
     cfg = compose_run(*TRAINING[:-3], "train.epochs=2", "train.checkpoint_every_steps=2", "train.log_every_steps=10")
     with pytest.raises(UserError, match=r"non-finite loss at step 5; last good checkpoint: .*step-00000004"):
         run(cfg)
@@ -155,7 +156,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_writes_no_weights(compose_
 
 
 def test_skip_nonfinite_skips_the_bad_step_and_completes(compose_run, monkeypatch):
-    monkeypatch.setattr(run_module, "adamix_loss", _nan_at_step(3))
+    monkeypatch.setattr(classification, "adamix_loss", _nan_at_step(3))
     result = run(compose_run(*TRAINING[:-3], "train.max_steps=6", "train.skip_nonfinite=true"))
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-2]["train/skipped"] == 1

@@ -18,6 +18,7 @@ ADAPTER_TARGETS: dict[str, str] = {
     "roberta": r"(^|\.)layer\.\d+\.output\.dense$",
     "xlm-roberta": r"(^|\.)layer\.\d+\.output\.dense$",
     "gpt2": r"(^|\.)h\.\d+\.mlp\.c_proj$",
+    "llama": r"(^|\.)layers\.\d+\.mlp\.down_proj$",
 }
 
 ATTENTION_OUTPUT_TARGETS: dict[str, str] = {
@@ -25,6 +26,7 @@ ATTENTION_OUTPUT_TARGETS: dict[str, str] = {
     "roberta": r"(^|\.)layer\.\d+\.attention\.output\.dense$",
     "xlm-roberta": r"(^|\.)layer\.\d+\.attention\.output\.dense$",
     "gpt2": r"(^|\.)h\.\d+\.attn\.c_proj$",
+    "llama": r"(^|\.)layers\.\d+\.self_attn\.o_proj$",
 }
 
 LORA_TARGETS: dict[str, str] = {
@@ -32,6 +34,7 @@ LORA_TARGETS: dict[str, str] = {
     "roberta": r"(^|\.)layer\.\d+\.attention\.self\.(query|value)$",
     "xlm-roberta": r"(^|\.)layer\.\d+\.attention\.self\.(query|value)$",
     "gpt2": r"(^|\.)h\.\d+\.attn\.c_attn$",  # fused QKV: the LoRA layer adapts the Q and V slices only
+    "llama": r"(^|\.)layers\.\d+\.self_attn\.(q_proj|v_proj)$",
 }
 
 PREFIX_TARGETS: dict[str, str] = {
@@ -45,6 +48,7 @@ HEAD_MODULES: dict[str, tuple[str, ...]] = {
     "roberta": ("classifier",),
     "xlm-roberta": ("classifier",),
     "gpt2": ("score",),
+    "llama": ("score",),
 }
 
 

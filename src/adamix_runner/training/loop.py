@@ -194,9 +194,11 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     """Train `model` in place; with `select=best`, the best evaluated weights are loaded back at the end."""
     accelerator = setup.accelerator
     trainable = [param for _, param in setup.params]
-    optimizer = build_optimizer(model, trainable, train_cfg.lr, train_cfg.weight_decay)
+    optimizer = build_optimizer(
+        model, trainable, train_cfg.lr, train_cfg.weight_decay, train_cfg.adam_epsilon, train_cfg.decay_all
+    )
     steps = total_steps(train_cfg, len(setup.train_loader))
-    scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio)
+    scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio, train_cfg.warmup_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, setup.train_loader, scheduler)
     state, best, last = _restore(setup, optimizer, scheduler)
     run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)

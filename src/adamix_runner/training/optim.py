@@ -20,17 +20,21 @@ def _no_decay_ids(model: nn.Module) -> set[int]:
     return ids
 
 
-def build_optimizer(model: nn.Module, params: list[nn.Parameter], lr: float, weight_decay: float):
-    """AdamW (betas 0.9/0.999, eps 1e-8: TrainingArguments defaults) over the trainable parameters."""
-    no_decay = _no_decay_ids(model)
+def build_optimizer(
+    model: nn.Module, params: list[nn.Parameter], lr: float, weight_decay: float, eps: float = 1e-8, decay_all=False
+):
+    """AdamW (betas 0.9/0.999; eps 1e-8 as TrainingArguments, the official NLG code uses 1e-6) over the trainable
+    parameters; `decay_all` also decays biases and LayerNorm weights, as the official NLG optimizer does."""
+    no_decay = set() if decay_all else _no_decay_ids(model)
     groups = [
         {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
         {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999), eps=eps)
 
 
-def build_scheduler(optimizer, total_steps: int, warmup_ratio: float):
-    """Linear warmup for ceil(total * ratio) steps, then linear decay to zero (HF `linear`)."""
-    warmup = math.ceil(total_steps * warmup_ratio)
+def build_scheduler(optimizer, total_steps: int, warmup_ratio: float, warmup_steps: int = 0):
+    """Linear warmup (`warmup_steps` when > 0, as the NLG scripts, else ceil(total * ratio) as the NLU scripts),
+    then linear decay to zero (HF `linear`)."""
+    warmup = warmup_steps or math.ceil(total_steps * warmup_ratio)
     return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)

@@ -1,0 +1,61 @@
+"""Generation (E2E, WebNLG, DART): a causal LM trained on context + completion, beam search, NLG metrics.
+
+The protocol is the official NLG code's (method reference §5, §6.2): LM loss on the completion tokens (label
+smoothing optional) plus, for AdaMix, the token-level symmetric KL between two routed views ×100; decoding by beam
+search (cfg.generation); predictions and references written to `<run>/predictions/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from adamix_runner.evaluation.generation import BeamSettings, generate
+from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
+from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
+from adamix_runner.pipelines import Prepared
+from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids
+from adamix_runner.training.lm_losses import lm_adamix_loss
+
+CONSISTENCY_WEIGHT = 100.0  # official NLG code: hard-coded `* 100.0` on the token-level KL (model.py L456)
+
+
+def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
+    return load_causal_lm(model_cfg or cfg.model, on_meta=on_meta)
+
+
+def load_tokenizer(cfg):
+    return load_lm_tokenizer(cfg.model)
+
+
+def _evaluator(cfg, task, tokenizer, model, folder: Path):
+    settings = BeamSettings(**OmegaConf.to_container(cfg.generation, resolve=True))
+
+    def evaluate() -> dict[str, float]:
+        results: dict[str, float] = {}
+        for split in task.eval_splits:
+            rows = task.splits[split]
+            prompts = prompt_ids(tokenizer, rows["context"], task.max_prompt_length)
+            predictions = generate(model, tokenizer, prompts, settings)
+            write_predictions(folder / "predictions", split, rows["context"], predictions, rows["references"])
+            seen = rows["seen"] if "seen" in rows.column_names else None
+            results.update(score_split(split, predictions, rows["references"], task.metrics, task.protocol, seen))
+        return results
+
+    return evaluate
+
+
+def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
+    train = encode_pairs(task.splits["train"], tokenizer, cfg.data.max_seq_length)
+    own = {"collate_fn": LMCollator(tokenizer), "generator": torch.Generator().manual_seed(cfg.seed)}
+    weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
+    smoothing = cfg.train.label_smoothing
+    return Prepared(
+        train_loader=DataLoader(train, cfg.train.batch_size, shuffle=True, **own),
+        evaluate=_evaluator(cfg, task, tokenizer, model, folder),
+        loss=lambda logits, batch, views: lm_adamix_loss(logits, batch, views, weight, smoothing),
+        num_views=2 if weight > 0 else 1,
+    )

@@ -1,0 +1,59 @@
+"""The NLG path through run(cfg): tiny GPT-2 with the real BPE, train, merge, beam decode, score, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adamix_runner.errors import UserError
+from adamix_runner.run import run
+from tests.conftest import FIXTURES
+
+E2E = ["task=e2e", f"task.data_dir={FIXTURES / 'nlg' / 'e2e'}", "model=tiny-gpt2"]
+FAST = [
+    "train.max_steps=3",
+    "train.batch_size=4",
+    "train.lr=1e-3",
+    "train.eval_every_epoch=false",
+    "generation.num_beams=2",
+    "generation.max_new_tokens=8",
+]
+
+
+def test_e2e_adamix_lora_trains_merges_decodes_and_scores(compose_run):
+    result = run(compose_run(*E2E, "peft=adamix_lora", *FAST))
+    metrics = result.record["metrics"]
+    assert set(metrics) == {"test/bleu", "test/nist", "test/meteor", "test/rouge_l", "test/cider"}
+    assert result.record["primary_metric"] == "test/bleu"
+    predictions = (result.run_dir / "predictions" / "test.pred.txt").read_text().splitlines()
+    rows = [json.loads(line) for line in (result.run_dir / "predictions" / "test.jsonl").read_text().splitlines()]
+    assert len(predictions) == len(rows) == 6  # one line per test MR of the fixture
+    assert all(len(row["references"]) >= 2 for row in rows)
+    config = json.loads((result.run_dir / "adapter" / "adapter_config.json").read_text())
+    assert (config["merged"], config["num_experts"]) == (True, 1)
+    losses = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in losses if "train/loss" in row] == [3]
+
+
+def test_webnlg_reports_seen_and_unseen(compose_run):
+    webnlg = ["task=webnlg", f"task.data_dir={FIXTURES / 'nlg' / 'webnlg'}", "model=tiny-gpt2", "peft=lora"]
+    result = run(compose_run(*webnlg, *FAST, "task.metrics=[bleu,ter]"))
+    keys = set(result.record["metrics"])
+    assert {"test/bleu", "test/ter", "test_seen/bleu", "test_unseen/bleu"} <= keys
+
+
+@pytest.mark.parametrize(
+    ("peft", "extra", "inference"),
+    [("adamix_lora", [], 393_216), ("adamix", ["peft.adapter_dim=8", "peft.num_experts=8"], 417_984)],
+)
+def test_gpt2_medium_plans_the_papers_param_counts(compose_run, peft, extra, inference):
+    planned = run(
+        compose_run("task=e2e", "model=gpt2-medium", "model.pretrained=false", f"peft={peft}", *extra, "dry_run=true")
+    )
+    assert planned.record["params"]["inference"] == inference
+
+
+def test_a_generation_task_refuses_an_encoder_only_model(compose_run):
+    with pytest.raises(UserError, match="task=e2e generates text, but model=bert-base is an encoder-only bert"):
+        run(compose_run("task=e2e", "model=bert-base"))
