@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
+from adamix_runner.cli import CONFIG_DIR
 from adamix_runner.export_cli import export_run, load_run
 from adamix_runner.models import load_model
 from adamix_runner.run import run
@@ -102,3 +104,10 @@ def test_dry_run_plans_the_papers_param_column(compose_run, model, peft, extra, 
     assert planned.record["params"]["inference"] == inference
     assert planned.record["metrics"] == {}
     assert json.loads((planned.run_dir / "results.json").read_text())["status"] == "planned"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml")))
+def test_every_experiment_builds_a_plan(compose_run, experiment):
+    planned = run(compose_run(f"experiment={experiment}", "model.pretrained=false", "dry_run=true"))
+    assert planned.record["status"] == "planned"
+    assert planned.record["params"]["inference"] > 0
