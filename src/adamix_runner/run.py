@@ -13,7 +13,7 @@ import accelerate
 import datasets
 import torch
 import transformers
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,9 +96,14 @@ def _saved_adapter(cfg: DictConfig) -> dict[str, Any] | None:
     return saved
 
 
+def _on_cpu(cfg: DictConfig) -> bool:
+    """Accelerate sets up multi-process CPU runs (torchrun, gloo) only when told it runs on the CPU."""
+    return cfg.train.cpu or not torch.cuda.is_available()
+
+
 def _accelerator(cfg: DictConfig) -> Accelerator:
     return Accelerator(
-        cpu=cfg.train.cpu,
+        cpu=_on_cpu(cfg),
         mixed_precision=cfg.train.mixed_precision,
         gradient_accumulation_steps=cfg.train.grad_accum,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -194,28 +199,34 @@ def run(cfg: DictConfig) -> RunResult:
         if "console" in cfg.logger.kinds:
             print(f"already completed: {folder} (overwrite=true runs it again)")
         return RunResult("completed", folder, previous)
-    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+    main = PartialState(cpu=_on_cpu(cfg)).is_main_process  # under torchrun, files and logs come from rank 0
+    if main:
+        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
     set_seed(cfg.seed)
     config = OmegaConf.to_container(cfg, resolve=True)
-    tracker = build_tracker([*cfg.logger.kinds, "jsonl"], folder, config, wandb_options=_wandb_options(cfg, folder))
+    kinds = [*cfg.logger.kinds, "jsonl"] if main else []
+    tracker = build_tracker(kinds, folder, config, wandb_options=_wandb_options(cfg, folder))
     if tracker.console is not None:
         tracker.console.print_config_tree(config)
     status = "failed"
     try:
         record = _plan(cfg, tracker) if cfg.dry_run else _fit(cfg, folder, tracker)
         record["timing"]["total_s"] = sum(record["timing"].values())
-        artifacts.write_json_atomic(folder / "results.json", record)
+        if main:
+            artifacts.write_json_atomic(folder / "results.json", record)
         status = record["status"]
         _show_summary(tracker, record)
         return RunResult(status, folder, record)
     except Interrupted as stop:
         status = "interrupted"
         interrupted = {"status": status, "step": stop.step, "checkpoint": stop.checkpoint, "error": str(stop)}
-        artifacts.write_json_atomic(folder / "results.json", {**interrupted, "config_hash": config_hash(cfg)})
+        if main:
+            artifacts.write_json_atomic(folder / "results.json", {**interrupted, "config_hash": config_hash(cfg)})
         raise
     except BaseException as error:
-        record_failure(cfg, error)
+        if main:
+            record_failure(cfg, error)
         raise
     finally:
         tracker.close(status)

@@ -32,11 +32,6 @@ COMMON = [
     "logger=none",
 ]
 PER_RANK_BATCH, PROCESSES = 4, 2
-NEEDS_LOOP_FIX = pytest.mark.xfail(
-    strict=True,
-    reason="needs the DDP fixes in training/loop.py and run.py (steps from the prepared loader, scheduler stepped "
-    "once per optimizer step, loss reduced over ranks, tracker and results.json on rank 0 only)",
-)
 
 
 def _probe() -> None:
@@ -110,7 +105,6 @@ def test_ddp_runs_without_unused_parameters_and_completes(runs):
     assert record["config"]["train"]["batch_size"] == PER_RANK_BATCH
 
 
-@NEEDS_LOOP_FIX
 def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     ddp, single, logs = runs
     assert json.loads((logs / "ddp0.json").read_text()) == json.loads((logs / "rank0.json").read_text())
@@ -126,7 +120,6 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     assert ddp_metrics == pytest.approx(single_metrics, abs=1e-5)
 
 
-@NEEDS_LOOP_FIX
 def test_only_rank_zero_logs(runs):
     ddp, _, _ = runs
     train_steps = [row["step"] for row in _jsonl(ddp) if "train/loss" in row]

@@ -185,7 +185,8 @@ def _step(run: _Run, batch, trainable) -> torch.Tensor | None:
         if accelerator.sync_gradients and cfg.max_grad_norm > 0:
             accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
         run.optimizer.step()
-        run.scheduler.step()
+        if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+            run.scheduler.step()
         run.optimizer.zero_grad()
     return loss.detach()
 
@@ -197,9 +198,11 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     optimizer = build_optimizer(
         model, trainable, train_cfg.lr, train_cfg.weight_decay, train_cfg.adam_epsilon, train_cfg.decay_all
     )
-    steps = total_steps(train_cfg, len(setup.train_loader))
+    model, optimizer, loader = accelerator.prepare(model, optimizer, setup.train_loader)
+    # Steps count this process's share of the data; the scheduler is ours (not prepared), stepped once per
+    # optimizer step, so that it sees the same schedule on one process or many.
+    steps = total_steps(train_cfg, len(loader))
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio, train_cfg.warmup_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, setup.train_loader, scheduler)
     state, best, last = _restore(setup, optimizer, scheduler)
     run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)
     if progress is not None:
@@ -225,7 +228,7 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
                     if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
                         run.check_finite()
                         lr = scheduler.get_last_lr()[0]
-                        loss_value = running.item() / max(batches_since_log, 1)
+                        loss_value = accelerator.reduce(running, "mean").item() / max(batches_since_log, 1)
                         logged = {"train/loss": loss_value, "train/lr": lr}
                         tracker.log({**logged, **({"train/skipped": skipped} if skipped else {})}, state.global_step)
                         if progress is not None:
