@@ -1,6 +1,6 @@
 """Benchmark AdaMix against its alternatives in one process, on one backbone and one batch (not a test).
 
-    python scripts/bench.py                                   # MiniLM shapes, batch 16 x 128, CPU fp32, minutes
+    python scripts/bench.py                                   # MiniLM shapes, batch 16 x 64, CPU fp32, minutes
     python scripts/bench.py --backbone bert-base --reps 5     # the paper's BERT-base shapes
     python scripts/bench.py --backbone roberta-large --device cuda --dtype bf16 --batch 32   # on a GPU
 
@@ -51,16 +51,18 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="minilm", help="tiny-bert, minilm, bert-base, roberta-large, ...")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=64, help="polarity batches pad to about 50 (PERFORMANCE.md)")
+    parser.add_argument("--infer-batch", type=int, default=1, help="rows per inference forward (1: latency)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype")
     parser.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa", help="attention implementation")
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions per variant")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--adapter-dim", type=int, default=16)
     parser.add_argument("--num-experts", type=int, default=4)
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--data-batch", type=int, default=32, help="batch size of the data-path count")
+    parser.add_argument("--data-max-len", type=int, default=128, help="max_seq_length of the data-path count")
     parser.add_argument("--skip", nargs="*", default=[], choices=("train", "infer", "data"), help="parts to skip")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     return parser.parse_args()
@@ -89,7 +91,11 @@ def _train(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
         )
         for name, t in times.items()
     ]
-    _table("training step", ("variant", "median ms", "/ adapter", "peak MB", "trainable"), rows)
+    _table(
+        f"training step ({options.batch} x {options.seq_len})",
+        ("variant", "median ms", "/ adapter", "peak MB", "trainable"),
+        rows,
+    )
     return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}, "peak_bytes": memory}
 
 
@@ -97,22 +103,23 @@ def _infer(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
     times = interleaved(inference_variants(backbone, batch, options), reps, warmup, options.device)
     base = median(times["single adapter"])
     rows = [(name, f"{median(t) * 1e3:.1f}", f"{median(t) / base:.3f}") for name, t in times.items()]
-    _table("inference forward", ("variant", "median ms", "/ adapter"), rows)
+    _table(
+        f"inference forward ({len(batch['input_ids'])} x {options.seq_len})",
+        ("variant", "median ms", "/ adapter"),
+        rows,
+    )
     return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}}
 
 
-def _data(options: Options, data_batch: int) -> dict:
-    cost = {
-        name: padding_cost(lengths, data_batch, options.seq_len)
-        for name, lengths in corpus_lengths(options.seq_len).items()
-    }
+def _data(max_len: int, data_batch: int) -> dict:
+    cost = {name: padding_cost(lengths, data_batch, max_len) for name, lengths in corpus_lengths(max_len).items()}
     rows = [
         (corpus, strategy, f"{c['tokens_per_step']:.0f}", f"{c['padding_fraction']:.1%}")
         for corpus, strategies in cost.items()
         for strategy, c in strategies.items()
     ]
     _table(
-        f"data path (batch {data_batch}, max {options.seq_len})",
+        f"data path (batch {data_batch}, max {max_len})",
         ("corpus", "batching", "tokens/step", "padding"),
         rows,
     )
@@ -156,16 +163,23 @@ def main() -> None:
     )
     torch.backends.cuda.matmul.allow_tf32 = True
     started = time.perf_counter()
-    result: dict = {"options": vars(options), "reps": args.reps, "warmup": args.warmup}
+    result: dict = {
+        "options": vars(options),
+        "infer_batch": args.infer_batch,
+        "reps": args.reps,
+        "warmup": args.warmup,
+    }
     if {"train", "infer"} - set(args.skip):
         backbone = build_backbone(options)
-        batch = make_batch(options, backbone.config.vocab_size)
+        vocab = backbone.config.vocab_size
         if "train" not in args.skip:
+            batch = make_batch(options, vocab, args.batch)
             result["train"] = _train(options, backbone, batch, args.reps, args.warmup)
         if "infer" not in args.skip:
+            batch = make_batch(options, vocab, args.infer_batch)
             result["infer"] = _infer(options, backbone, batch, args.reps, args.warmup)
     if "data" not in args.skip:
-        result["data"] = _data(options, args.data_batch)
+        result["data"] = _data(args.data_max_len, args.data_batch)
     result["targets"] = _ratios(result)
     result["wall_s"] = time.perf_counter() - started
     result["versions"] = {

@@ -68,13 +68,14 @@ def build_backbone(options: Options) -> nn.Module:
     return model.to(options.device)
 
 
-def make_batch(options: Options, vocab_size: int) -> dict[str, torch.Tensor]:
+def make_batch(options: Options, vocab_size: int, rows: int) -> dict[str, torch.Tensor]:
+    """``rows`` full-length random sequences: a fixed shape, so the variants are timed on identical work."""
     generator = torch.Generator().manual_seed(0)
-    shape = (options.batch, options.seq_len)
+    shape = (rows, options.seq_len)
     batch = {
         "input_ids": torch.randint(5, vocab_size, shape, generator=generator),
         "attention_mask": torch.ones(shape, dtype=torch.long),
-        "labels": torch.randint(NUM_LABELS, (options.batch,), generator=generator),
+        "labels": torch.randint(NUM_LABELS, (rows,), generator=generator),
     }
     return {key: value.to(options.device) for key, value in batch.items()}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from accelerate import Accelerator
@@ -69,16 +71,29 @@ def test_grouping_pads_less_than_random_batches():
 
 
 @pytest.mark.parametrize("group_by_length", [False, True])
-def test_resume_with_skip_first_batches_sees_the_rest_of_the_same_epoch(group_by_length):
-    accelerator, loader = _prepared(group_by_length)
+def test_resume_mid_epoch_sees_the_rest_of_the_same_epoch(group_by_length):
+    """As the loop resumes: a fresh prepared loader, ``set_epoch``, then the batches already done skipped."""
+    _, loader = _prepared(group_by_length)
     loader.set_epoch(0)
     epoch0 = _batches(loader)
     loader.set_epoch(1)
     epoch1 = _batches(loader)
     assert epoch0 != epoch1
-    _, fresh = _prepared(group_by_length)
-    fresh.set_epoch(1)
-    assert _batches(accelerator.skip_first_batches(fresh, 5)) == epoch1[5:]
+    for resume in ("islice", "skip_first_batches"):
+        accelerator, fresh = _prepared(group_by_length)
+        fresh.set_epoch(1)
+        rest = itertools.islice(fresh, 5, None) if resume == "islice" else accelerator.skip_first_batches(fresh, 5)
+        assert _batches(rest) == epoch1[5:]
+
+
+def test_iterating_never_draws_from_the_global_rng():
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    for group_by_length in (False, True):
+        _, loader = _prepared(group_by_length)
+        torch.manual_seed(0)
+        _batches(loader)
+        assert torch.equal(torch.rand(1), expected)
 
 
 def test_two_shards_split_the_same_grouped_order():

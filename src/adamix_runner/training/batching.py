@@ -2,8 +2,8 @@
 
 With dynamic padding a batch costs its longest row times its size; batches of similar lengths waste fewer padded
 tokens (measured in docs/PERFORMANCE.md). The grouped order is a function of (seed, epoch) alone, like Accelerate's
-seedable sampler, so every rank draws the same order and a resumed run (`set_epoch` then `skip_first_batches`)
-sees the same batches as an uninterrupted one.
+seedable sampler, so every rank draws the same order and a resumed run (`set_epoch`, then skipping the batches
+already done) sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -67,14 +67,21 @@ def make_train_loader(
     *,
     seed: int,
 ) -> DataLoader:
-    """The training loader, before ``accelerator.prepare``.
+    """The training loader, before ``accelerator.prepare``; it owns its generator, so iterating it (workers'
+    seeds included) never draws from the global RNG and a resumed run stays exact.
 
     Without grouping it is a plain shuffled loader: Accelerate swaps its RandomSampler for the seedable one
     (``use_seedable_sampler=True``), which keeps the historical order and pinned losses. With grouping the sampler
     is :class:`LengthGroupedSampler`, seeded with ``seed``.
     """
-    workers = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
+    own = {
+        "collate_fn": collate_fn,
+        "generator": torch.Generator().manual_seed(seed),
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+    }
     if not group_by_length:
-        return DataLoader(dataset, batch_size, shuffle=True, collate_fn=collate_fn, **workers)
-    sampler = LengthGroupedSampler(token_lengths(dataset), batch_size, seed)
-    return DataLoader(dataset, batch_size, sampler=sampler, collate_fn=collate_fn, **workers)
+        return DataLoader(dataset, batch_size, shuffle=True, **own)
+    return DataLoader(
+        dataset, batch_size, sampler=LengthGroupedSampler(token_lengths(dataset), batch_size, seed), **own
+    )
