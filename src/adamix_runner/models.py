@@ -33,11 +33,11 @@ def _from_hub_or_cache(loader, source: str, what: str, alternative: str, **kwarg
         return loader(source, **kwargs)
 
 
-def architecture_config(model_cfg, num_labels: int):
+def architecture_config(model_cfg, **overrides):
     """A transformers config from the YAML `architecture` block, for random initialisation."""
-    keys = dict(model_cfg.architecture)
+    keys = {**dict(model_cfg.architecture), **overrides}
     model_type = keys.pop("model_type")
-    return AutoConfig.for_model(model_type, num_labels=num_labels, **keys)
+    return AutoConfig.for_model(model_type, **keys)
 
 
 def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrainedModel:
@@ -52,7 +52,7 @@ def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrain
             num_labels=num_labels,
             trust_remote_code=model_cfg.trust_remote_code,
         )
-    config = architecture_config(model_cfg, num_labels)
+    config = architecture_config(model_cfg, num_labels=num_labels)
     with torch.device("meta") if on_meta else nullcontext():
         return AutoModelForSequenceClassification.from_config(config)
 

@@ -12,10 +12,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import _from_hub_or_cache, _source
+from adamix_runner.models import _from_hub_or_cache, _source, architecture_config
 from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 
@@ -39,8 +39,7 @@ def load_causal_lm(model_cfg, *, on_meta: bool = False) -> PreTrainedModel:
             trust_remote_code=model_cfg.trust_remote_code,
             **extra,
         )
-    keys = dict(model_cfg.architecture)
-    config = AutoConfig.for_model(keys.pop("model_type"), **keys)
+    config = architecture_config(model_cfg)
     with torch.device("meta") if on_meta else nullcontext():
         return AutoModelForCausalLM.from_config(config)
 
