@@ -21,12 +21,23 @@ from pathlib import Path
 import peft
 import torch
 import transformers
-from bench.measure import corpus_lengths, interleaved, median, padding_cost, train_memory
-from bench.variants import Options, build_backbone, inference_variants, make_batch, training_variants
+from bench.flops import peak_tflops, train_flops_per_token
+from bench.measure import corpus_lengths, interleaved, median, padding_cost, sync, train_memory
+from bench.variants import (
+    COMPILED,
+    DOUBLE_BATCH,
+    Options,
+    build_backbone,
+    inference_variants,
+    make_batch,
+    training_variants,
+)
 
 TARGETS = (  # (ratio, numerator, denominator, target, kind)
     ("AdaMix no consistency / single adapter", "AdaMix, no consistency", "single adapter", "<= 1.05", "train"),
     ("AdaMix with consistency / single adapter", "AdaMix, fused 2B consistency", "single adapter", "<= 2.0", "train"),
+    ("AdaMix with consistency / adapter on 2B", "AdaMix, fused 2B consistency", DOUBLE_BATCH, "report", "train"),
+    ("single adapter 2B / B (the machine's batch scaling)", DOUBLE_BATCH, "single adapter", "report", "train"),
     (
         "fused 2B / two sequential passes",
         "AdaMix, fused 2B consistency",
@@ -64,6 +75,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--data-batch", type=int, default=32, help="batch size of the data-path count")
     parser.add_argument("--data-max-len", type=int, default=128, help="max_seq_length of the data-path count")
     parser.add_argument("--skip", nargs="*", default=[], choices=("train", "infer", "data"), help="parts to skip")
+    parser.add_argument("--compile", action="store_true", help="add AdaMix compiled as train.compile=true compiles it")
+    parser.add_argument("--peak-tflops", type=float, help="the card's peak for MFU (default: looked up by name)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     return parser.parse_args()
 
@@ -75,28 +88,61 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def _train(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
+def _compile_first(cases: dict, device: str) -> float | None:
+    """Seconds of the compiled variant's first step (compilation included); later steps are timed with the rest."""
+    if COMPILED not in cases:
+        return None
+    started = time.perf_counter()
+    cases[COMPILED].step()
+    sync(device)
+    return time.perf_counter() - started
+
+
+def _throughput(case, options: Options, seconds: float, peak: float | None) -> tuple[float, float, float | None]:
+    """(samples/s, model TFLOP/s, MFU against `peak` TFLOP/s or None) of one training step (flops.py)."""
+    tokens = case.samples * options.seq_len * case.views
+    tflops = train_flops_per_token(case.model, options.seq_len) * tokens / seconds / 1e12
+    return case.samples / seconds, tflops, (tflops / peak if peak else None)
+
+
+def _train(options: Options, backbone, batch, reps: int, warmup: int, peak: float | None) -> dict:
     cases = training_variants(backbone, batch, options)
+    compile_s = _compile_first(cases, options.device)
     times = interleaved({name: case.step for name, case in cases.items()}, reps, warmup, options.device)
     memory = {name: train_memory(case.model, case.params, case.step, options.device) for name, case in cases.items()}
     trainable = {name: sum(p.numel() for p in case.params) for name, case in cases.items()}
+    speed = {name: _throughput(cases[name], options, median(t), peak) for name, t in times.items()}
     base = median(times["single adapter"])
     rows = [
         (
             name,
             f"{median(t) * 1e3:.1f}",
             f"{median(t) / base:.3f}",
+            f"{speed[name][0]:.1f}",
+            f"{speed[name][1]:.3g}",
+            "-" if speed[name][2] is None else f"{speed[name][2]:.1%}",
             f"{memory[name] / 2**20:.0f}",
             f"{trainable[name]:,}",
         )
         for name, t in times.items()
     ]
     _table(
-        f"training step ({options.batch} x {options.seq_len})",
-        ("variant", "median ms", "/ adapter", "peak MB", "trainable"),
+        f"training step ({options.batch} x {options.seq_len}; peak {peak or '-'} TFLOP/s)",
+        ("variant", "median ms", "/ adapter", "samples/s", "TFLOP/s", "MFU", "peak MB", "trainable"),
         rows,
     )
-    return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}, "peak_bytes": memory}
+    if compile_s is not None:
+        print(f"{COMPILED}: first step (compilation) {compile_s:.1f} s")
+    return {
+        "seconds": times,
+        "median_s": {n: median(t) for n, t in times.items()},
+        "peak_bytes": memory,
+        "samples_per_s": {n: v[0] for n, v in speed.items()},
+        "model_tflops": {n: v[1] for n, v in speed.items()},
+        "mfu": {n: v[2] for n, v in speed.items()},
+        "peak_tflops": peak,
+        "compile_first_step_s": compile_s,
+    }
 
 
 def _infer(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
@@ -160,6 +206,7 @@ def main() -> None:
         args.adapter_dim,
         args.num_experts,
         args.lora_rank,
+        args.compile,
     )
     torch.backends.cuda.matmul.allow_tf32 = True
     started = time.perf_counter()
@@ -174,7 +221,8 @@ def main() -> None:
         vocab = backbone.config.vocab_size
         if "train" not in args.skip:
             batch = make_batch(options, vocab, args.batch)
-            result["train"] = _train(options, backbone, batch, args.reps, args.warmup)
+            peak = peak_tflops(args.device, args.peak_tflops)
+            result["train"] = _train(options, backbone, batch, args.reps, args.warmup, peak)
         if "infer" not in args.skip:
             batch = make_batch(options, vocab, args.infer_batch)
             result["infer"] = _infer(options, backbone, batch, args.reps, args.warmup)

@@ -17,7 +17,7 @@ from adamix_runner.tasks import polarity
 from adamix_runner.training.batching import LengthGroupedSampler
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
@@ -35,10 +35,10 @@ def interleaved(cases: Mapping[str, Callable[[], None]], reps: int, warmup: int,
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(reps):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            _sync(device)
+            sync(device)
             started = time.perf_counter()
             cases[name]()
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - started)
     return times
 

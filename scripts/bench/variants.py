@@ -22,10 +22,14 @@ from adamix_runner.adaptation import AdaptationSpec, ExpertLinear, apply, merge,
 from adamix_runner.cli import CONFIG_DIR
 from adamix_runner.export import fold_lora
 from adamix_runner.models import architecture_config
+from adamix_runner.training.loop import compile_model
 from adamix_runner.training.losses import adamix_loss
 from adamix_runner.training.optim import build_optimizer
 
 NUM_LABELS = 2
+COMPILED = "AdaMix, fused 2B consistency, compiled"
+# One adapter on the stacked [x; x]: the work of a consistency step without the routing, the floor it can reach.
+DOUBLE_BATCH = "single adapter, 2B batch"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -36,6 +40,8 @@ class TrainCase:
     model: nn.Module
     params: list[nn.Parameter]
     step: Callable[[], None]
+    views: int  # forward copies of each example (2: the consistency pass)
+    samples: int  # training examples per step
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Options:
     adapter_dim: int
     num_experts: int
     lora_rank: int
+    compile: bool = False
 
 
 def autocast(options: Options):
@@ -63,7 +70,7 @@ def build_backbone(options: Options) -> nn.Module:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"model={options.backbone}", "model.pretrained=false"])
     torch.manual_seed(0)
-    config = architecture_config(cfg.model, NUM_LABELS)
+    config = architecture_config(cfg.model, num_labels=NUM_LABELS)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation=options.attn)
     return model.to(options.device)
 
@@ -114,11 +121,16 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [param for param in model.parameters() if param.requires_grad]
 
 
-def train_case(model: nn.Module, batch: dict, options: Options, views: int, sequential: bool) -> TrainCase:
-    """One optimizer step. ``views=2``: the consistency pass, fused over [x; x] or (``sequential``) as two forwards."""
+def train_case(
+    model: nn.Module, batch: dict, options: Options, views: int, sequential: bool, compiled: bool = False
+) -> TrainCase:
+    """One optimizer step. ``views=2``: the consistency pass, fused over [x; x] or (``sequential``) as two forwards.
+    ``compiled``: the forward runs through the regions ``train.compile=true`` compiles (timed after compiling)."""
     model.train()
     params = _trainable(model)
     optimizer = build_optimizer(model, params, lr=1e-4, weight_decay=0.1)
+    if compiled:
+        model = compile_model(model)
     inputs = {key: value for key, value in batch.items() if key != "labels"}
     fused = {key: torch.cat([value] * views) for key, value in inputs.items()}
     router = getattr(model, "adamix_router", None)
@@ -140,7 +152,7 @@ def train_case(model: nn.Module, batch: dict, options: Options, views: int, sequ
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return TrainCase(model, params, step)
+    return TrainCase(model, params, step, views, len(batch["labels"]))
 
 
 def training_variants(backbone: nn.Module, batch: dict, options: Options) -> dict[str, TrainCase]:
@@ -148,9 +160,11 @@ def training_variants(backbone: nn.Module, batch: dict, options: Options) -> dic
     full = copy.deepcopy(backbone)
     full.requires_grad_(True)
     adamix = _adapted(backbone, _spec(options, "adamix", m))
-    return {
+    doubled = {key: torch.cat([value, value]) for key, value in batch.items()}
+    variants = {
         "full fine-tuning": train_case(full, batch, options, 1, False),
         "single adapter": train_case(_adapted(backbone, _spec(options, "adapter")), batch, options, 1, False),
+        DOUBLE_BATCH: train_case(_adapted(backbone, _spec(options, "adapter")), doubled, options, 1, False),
         "AdaMix, no consistency": train_case(adamix, batch, options, 1, False),
         "AdaMix, fused 2B consistency": train_case(
             _adapted(backbone, _spec(options, "adamix", m)), batch, options, 2, False
@@ -164,6 +178,10 @@ def training_variants(backbone: nn.Module, batch: dict, options: Options) -> dic
             _adapted(backbone, _spec(options, "adamix_lora", m)), batch, options, 2, False
         ),
     }
+    if options.compile:
+        compiled = _adapted(backbone, _spec(options, "adamix", m))
+        variants[COMPILED] = train_case(compiled, batch, options, 2, False, compiled=True)
+    return variants
 
 
 def _average_at_every_forward(model: nn.Module) -> nn.Module:

@@ -23,8 +23,12 @@ from adamix_runner.errors import UserError
 SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
 PRECISION_CHOICES = ("no", "fp16", "bf16")
-# Keys that do not change what is computed, so they stay out of the run folder's hash.
+# transformers' built-in attention kernels; a name with "/" is a hub kernel (the `kernels` package loads it).
+ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+# Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
+# DataLoader workers resumes the same run).
 UNHASHED_KEYS = ("seed", "logger", "output_root", "overwrite")
+UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps")
 
 
 @dataclass
@@ -56,6 +60,7 @@ class ModelConfig:
     pretrained: bool = True
     architecture: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
+    attn_implementation: str | None = None
 
 
 @dataclass
@@ -99,6 +104,9 @@ class TrainConfig:
     warmup_steps: int = 0
     adam_epsilon: float = 1e-8
     decay_all: bool = False
+    group_by_length: bool = False
+    num_workers: int = 0
+    compile: bool = False
 
 
 @dataclass
@@ -190,6 +198,10 @@ def validate(cfg: DictConfig) -> None:
     _check_model_fits_task(cfg)
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
+    attention = cfg.model.attn_implementation
+    if attention and "/" not in attention:
+        _choice(attention, ATTENTION_CHOICES, "model.attn_implementation")
+    _require(train.num_workers >= 0, f"train.num_workers must be >= 0, got {train.num_workers}.")
     for kind in cfg.logger.kinds:
         _choice(kind, LOGGER_KINDS, "logger.kinds")
     _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")
@@ -253,7 +265,9 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
 def hashed_view(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without the keys that do not change results."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    return {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
+    view = {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
+    view["train"] = {key: value for key, value in view["train"].items() if key not in UNHASHED_TRAIN_KEYS}
+    return view
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -40,6 +40,12 @@ def architecture_config(model_cfg, **overrides):
     return AutoConfig.for_model(model_type, **keys)
 
 
+def attention_kwargs(model_cfg) -> dict[str, str]:
+    """`attn_implementation` only when the config names one, so transformers keeps its own default (SDPA)."""
+    choice = model_cfg.get("attn_implementation")
+    return {"attn_implementation": choice} if choice else {}
+
+
 def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrainedModel:
     """The sequence-classification model with a fresh head; `on_meta` builds shapes only (dry runs)."""
     if model_cfg.pretrained:
@@ -51,10 +57,11 @@ def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrain
             "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
             num_labels=num_labels,
             trust_remote_code=model_cfg.trust_remote_code,
+            **attention_kwargs(model_cfg),
         )
     config = architecture_config(model_cfg, num_labels=num_labels)
     with torch.device("meta") if on_meta else nullcontext():
-        return AutoModelForSequenceClassification.from_config(config)
+        return AutoModelForSequenceClassification.from_config(config, **attention_kwargs(model_cfg))
 
 
 def load_tokenizer(model_cfg):

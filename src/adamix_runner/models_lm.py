@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import _from_hub_or_cache, _source, architecture_config
+from adamix_runner.models import _from_hub_or_cache, _source, architecture_config, attention_kwargs
 from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 
@@ -37,11 +37,12 @@ def load_causal_lm(model_cfg, *, on_meta: bool = False) -> PreTrainedModel:
             "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
             dtype=torch.float32,
             trust_remote_code=model_cfg.trust_remote_code,
+            **attention_kwargs(model_cfg),
             **extra,
         )
     config = architecture_config(model_cfg)
     with torch.device("meta") if on_meta else nullcontext():
-        return AutoModelForCausalLM.from_config(config)
+        return AutoModelForCausalLM.from_config(config, **attention_kwargs(model_cfg))
 
 
 def load_lm_tokenizer(model_cfg):

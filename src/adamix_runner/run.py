@@ -112,8 +112,8 @@ def _accelerator(cfg: DictConfig) -> Accelerator:
 
 def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     started = time.perf_counter()
+    pipeline = for_kind(tasks.kind(cfg.task))  # a missing optional dependency fails before the data loads
     task = tasks.load(cfg.task, cfg.data)
-    pipeline = for_kind(task.kind)
     tokenizer = pipeline.load_tokenizer(cfg)
     saved = _saved_adapter(cfg)
     spec = adaptation_spec(cfg, saved and saved["num_experts"])

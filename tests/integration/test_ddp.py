@@ -71,23 +71,26 @@ def _jsonl(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}"]
+
+
+def _launch(launcher: list[str], root: Path, logs: Path, *overrides: str) -> None:
+    """This file as a script under `launcher`, on the common run with `overrides`, writing under `root`."""
+    env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1"}
+    command = [*launcher, __file__, *COMMON, f"output_root={root}", *overrides]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """(two-process folder, one-process folder, routing log folder) of the same training with global batch 8."""
     logs = tmp_path_factory.mktemp("routing")
     ddp_root, single_root = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("single")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}"]
-    env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1"}
-    for root, command, batch in (
-        (ddp_root, [*launch, __file__], PER_RANK_BATCH),
-        (single_root, [sys.executable, __file__], PER_RANK_BATCH * PROCESSES),
-    ):
-        overrides = [*COMMON, f"train.batch_size={batch}", f"output_root={root}"]
-        done = subprocess.run([*command, *overrides], env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        if root is ddp_root:
-            for rank in range(PROCESSES):
-                (logs / f"rank{rank}.json").rename(logs / f"ddp{rank}.json")
+    _launch(TORCHRUN, ddp_root, logs, f"train.batch_size={PER_RANK_BATCH}")
+    for rank in range(PROCESSES):
+        (logs / f"rank{rank}.json").rename(logs / f"ddp{rank}.json")
+    _launch([sys.executable], single_root, logs, f"train.batch_size={PER_RANK_BATCH * PROCESSES}")
     return _run_folder(ddp_root), _run_folder(single_root), logs
 
 
@@ -126,6 +129,17 @@ def test_only_rank_zero_logs(runs):
     finals = [row for row in _jsonl(ddp) if row["step"] == -1]
     assert train_steps == list(range(1, len(train_steps) + 1))
     assert len(finals) == 1
+
+
+@pytest.mark.slow
+def test_compiled_regions_under_ddp_match_the_eager_ddp_run(runs, tmp_path):
+    """train.compile=true compiles the layers before DDP wraps the model; the gradients all-reduce the same."""
+    ddp, _, _ = runs
+    _launch(TORCHRUN, tmp_path, tmp_path, f"train.batch_size={PER_RANK_BATCH}", "train.compile=true")
+    compiled = _run_folder(tmp_path)
+    compiled_weights, eager_weights = _weights(compiled), _weights(ddp)
+    for name, tensor in compiled_weights.items():
+        torch.testing.assert_close(tensor, eager_weights[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 if __name__ == "__main__":

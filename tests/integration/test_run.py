@@ -108,8 +108,14 @@ def test_local_csv_with_string_labels(compose_run):
     assert config["task"]["num_labels"] == 3
 
 
-def test_interrupted_run_resumes_from_its_checkpoint_and_matches(compose_run, monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    "loader",
+    [[], ["train.group_by_length=true", "train.num_workers=1"]],
+    ids=["shuffled", "length-grouped-with-a-worker"],
+)
+def test_interrupted_run_resumes_from_its_checkpoint_and_matches(compose_run, monkeypatch, tmp_path, loader):
     two_epochs = [*MRPC, "model=tiny-bert", "train.epochs=2", "train.batch_size=16", "train.log_every_steps=1"]
+    two_epochs += loader
     reference = run(compose_run(*two_epochs, f"output_root={tmp_path / 'reference'}"))
     original_log = JsonlTracker.log
 

@@ -74,6 +74,8 @@ def test_default_is_the_offline_demo():
         ("train.select=worst", "train.select='worst' is not one of last, best"),
         ("data.max_train_samples=0", "data.max_train_samples must be a positive number or null"),
         ("eval_only=true", "eval_only=true needs adapter_path="),
+        ("train.num_workers=-1", "train.num_workers must be >= 0, got -1"),
+        ("model.attn_implementation=flash", "model.attn_implementation='flash' is not one of eager, sdpa,"),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(override, message):
@@ -94,6 +96,17 @@ def test_run_dir_is_deterministic_and_ignores_seed_and_logger(tmp_path):
     assert run_dir(other_seed) == run_dir(base).parent / "seed3"
     assert config_hash(other_dim) != config_hash(base)
     assert run_dir(base).relative_to(tmp_path).parts[:4] == ("runs", "polarity", "minilm", "adamix")
+
+
+def test_loader_workers_and_log_interval_stay_out_of_the_hash_but_batch_order_does_not():
+    base = compose_config()
+    assert config_hash(compose_config("train.num_workers=4", "train.log_every_steps=50")) == config_hash(base)
+    assert config_hash(compose_config("train.group_by_length=true")) != config_hash(base)
+    assert config_hash(compose_config("model.attn_implementation=eager")) != config_hash(base)
+
+
+def test_hub_attention_kernels_pass_validation():
+    validate(compose_config("model.attn_implementation=kernels-community/flash-attn"))
 
 
 def test_unknown_key_fails_at_compose():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -97,3 +98,14 @@ def test_prediction_files_one_line_per_input(tmp_path):
     assert (tmp_path / "test.ref.txt").read_text() == "r1\nr2\n\nr3\n\n"  # measure_scores.py multi-ref format
     rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     assert rows[1] == {"context": "c2", "prediction": "two lines", "references": ["r3"]}
+
+
+def test_missing_nlg_extra_is_named_before_any_data_loads(monkeypatch):
+    from adamix_runner import pipelines
+
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)  # as if `pip install adamix-runner` without [nlg]
+    for module in ("adamix_runner.pipelines.generation", "adamix_runner.evaluation.nlg_metrics"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.delattr(pipelines, "generation", raising=False)
+    with pytest.raises(UserError, match=r"sacrebleu is missing\): pip install 'adamix-runner\[nlg\]'"):
+        pipelines.for_kind("generation")

@@ -13,6 +13,8 @@ from types import ModuleType
 
 import torch
 
+from adamix_runner.errors import UserError
+
 
 @dataclass
 class Prepared:
@@ -24,8 +26,12 @@ class Prepared:
 
 def for_kind(kind: str) -> ModuleType:
     if kind == "generation":
-        from adamix_runner.pipelines import generation
-
+        try:
+            from adamix_runner.pipelines import generation
+        except ImportError as error:
+            raise UserError(
+                f"text generation needs the NLG metrics ({error.name} is missing): pip install 'adamix-runner[nlg]'."
+            ) from error
         return generation
     from adamix_runner.pipelines import classification
 

@@ -10,6 +10,7 @@ from adamix_runner.models import load_model as _load_model
 from adamix_runner.models import load_tokenizer as _load_tokenizer
 from adamix_runner.pipelines import Prepared
 from adamix_runner.tasks.encode import collator, encode
+from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.losses import adamix_loss, num_views
 
 CONSISTENCY_WEIGHT = 1.0  # official NLU code: CE + 1.0 x symmetric KL on the logits
@@ -28,10 +29,13 @@ def _loaders(cfg, task, tokenizer, model):
     if getattr(model.config, "type_vocab_size", 2) < 2:
         encoded = encoded.remove_columns([c for c in ("token_type_ids",) if c in encoded["train"].column_names])
     pad = collator(tokenizer)
-    # Loaders own their generators: iterating never draws from the global RNG, so resuming is exact.
+    train = cfg.train
+    train_loader = make_train_loader(
+        encoded["train"], train.batch_size, pad, train.group_by_length, train.num_workers, seed=cfg.seed
+    )
+    # Evaluation loaders keep the dataset order; they too own their generator, so they never touch the global RNG.
     own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
-    train_loader = DataLoader(encoded["train"], cfg.train.batch_size, shuffle=True, **own)
-    evals = {s: DataLoader(encoded[s], cfg.train.eval_batch_size, **own) for s in task.eval_splits}
+    evals = {s: DataLoader(encoded[s], train.eval_batch_size, **own) for s in task.eval_splits}
     return train_loader, evals
 
 

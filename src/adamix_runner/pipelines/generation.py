@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
 from adamix_runner.evaluation.generation import BeamSettings, generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
 from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.pipelines import Prepared
 from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids
+from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.lm_losses import lm_adamix_loss
 
 CONSISTENCY_WEIGHT = 100.0  # official NLG code: hard-coded `* 100.0` on the token-level KL (model.py L456)
@@ -50,11 +49,14 @@ def _evaluator(cfg, task, tokenizer, model, folder: Path):
 
 def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
     train = encode_pairs(task.splits["train"], tokenizer, cfg.data.max_seq_length)
-    own = {"collate_fn": LMCollator(tokenizer), "generator": torch.Generator().manual_seed(cfg.seed)}
+    opts = cfg.train
+    loader = make_train_loader(
+        train, opts.batch_size, LMCollator(tokenizer), opts.group_by_length, opts.num_workers, seed=cfg.seed
+    )
     weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
     smoothing = cfg.train.label_smoothing
     return Prepared(
-        train_loader=DataLoader(train, cfg.train.batch_size, shuffle=True, **own),
+        train_loader=loader,
         evaluate=_evaluator(cfg, task, tokenizer, model, folder),
         loss=lambda logits, batch, views: lm_adamix_loss(logits, batch, views, weight, smoothing),
         num_views=2 if weight > 0 else 1,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import compile_regions
 
 from adamix_runner.errors import UserError
 from adamix_runner.training import checkpoint as ckpt
@@ -67,6 +68,12 @@ def _forward_loss(model, batch: Mapping[str, torch.Tensor], setup: LoopSetup):
     with setup.router.views(views):
         logits = model(**inputs).logits
     return setup.loss(logits, batch, views)
+
+
+def compile_model(model):
+    """`torch.compile` with dynamic shapes (dynamic padding changes them every batch), one region per repeated
+    layer (accelerate's regional compilation): each layer class compiles once instead of the whole graph."""
+    return compile_regions(model, dynamic=True)
 
 
 def _snapshot(params) -> dict[str, torch.Tensor]:
@@ -198,6 +205,8 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     optimizer = build_optimizer(
         model, trainable, train_cfg.lr, train_cfg.weight_decay, train_cfg.adam_epsilon, train_cfg.decay_all
     )
+    if train_cfg.compile:
+        model = compile_model(model)  # before DDP wraps it: DDP then syncs gradients of the compiled regions
     model, optimizer, loader = accelerator.prepare(model, optimizer, setup.train_loader)
     # Steps count this process's share of the data; the scheduler is ours (not prepared), stepped once per
     # optimizer step, so that it sees the same schedule on one process or many.
@@ -216,7 +225,7 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
             for batch in itertools.islice(loader, state.batches_done, None):
                 loss = _step(run, batch, trainable)
                 state.batches_done += 1
-                samples += len(batch["labels"])
+                samples += len(batch["labels"]) * accelerator.num_processes
                 if loss is None:
                     skipped += 1
                 else:
