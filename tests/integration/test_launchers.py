@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+
+from adamix_runner.cli import CONFIG_DIR
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 POINT = [
@@ -45,7 +48,17 @@ def test_submitit_local_runs_each_point_as_a_job(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_runs_points_in_parallel_processes(tmp_path):
-    records = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+def test_local_parallel_preset_runs_points_in_parallel_processes(tmp_path):
+    records = _sweep(tmp_path, "hydra/launcher=local_parallel")
     assert [record["status"] for record in records] == ["completed", "completed"]
     assert [record["config"]["peft"]["adapter_dim"] for record in records] == [4, 8]
+
+
+def test_slurm_preset_extends_submitit_with_one_gpu_per_point_and_requeue():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("gpu", 1, 1)
+    assert (launcher.timeout_min, launcher.max_num_timeout, launcher.signal_delay_s) == (720, 3, 120)
+    assert launcher.submitit_folder == "outputs/.submitit/%j"  # next to the run folders of output_root
