@@ -71,6 +71,8 @@ class ExpertLinear(nn.Module):
         return (self.weight.numel() + bias) // self.num_experts
 
     def expert(self, j: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.num_experts == 1:  # a view whose backward is a view too; indexing would allocate a zero gradient
+            return self.weight.squeeze(0), None if self.bias is None else self.bias.squeeze(0)
         return self.weight[j], None if self.bias is None else self.bias[j]
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
