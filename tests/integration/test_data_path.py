@@ -62,3 +62,14 @@ def test_compiled_training_matches_eager_training(compose_run):
     assert _train_losses(eager.run_dir) != pytest.approx(PINNED, abs=1e-5)
     reference, from_compiled = _adapter(eager.run_dir), _adapter(compiled.run_dir)
     assert all((reference[key] - from_compiled[key]).abs().max() < 1e-5 for key in reference)
+
+
+def test_generation_trains_on_length_grouped_batches_with_a_worker(compose_run):
+    e2e = ["task=e2e", f"task.data_dir={FIXTURES / 'nlg' / 'e2e'}", "model=tiny-gpt2", "task.metrics=[bleu]"]
+    fast = ["train.max_steps=4", "train.batch_size=4", "train.log_every_steps=1", "train.eval_every_epoch=false"]
+    decode = ["generation.num_beams=1", "generation.max_new_tokens=4"]
+    shuffled = run(compose_run(*e2e, *fast, *decode))
+    grouped = run(compose_run(*e2e, *fast, *decode, "train.group_by_length=true", "train.num_workers=1"))
+    assert grouped.record["status"] == "completed"
+    assert len(_train_losses(grouped.run_dir)) == 4
+    assert _train_losses(grouped.run_dir) != pytest.approx(_train_losses(shuffled.run_dir), abs=1e-6)
