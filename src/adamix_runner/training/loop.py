@@ -2,7 +2,8 @@
 
 Supported: AdamW + linear warmup/decay, gradient accumulation and clipping, mixed precision and DDP through
 Accelerate, the fused consistency pass (one forward over the duplicated batch, each copy routed to its own
-experts), evaluation every epoch and/or every N steps, `select=last|best`, and resume from `checkpoint/`.
+experts), optional regional `torch.compile`, evaluation every epoch and/or every N steps, `select=last|best`, and
+resume from `checkpoint/`.
 Not here: merging and the final evaluation (run.py), tokenization (tasks/).
 """
 
