@@ -42,12 +42,12 @@ test-all: install ## every CPU test
 	$(OFFLINE) $(BIN)/python -m pytest -m "not gpu" -q
 
 lint: install ## ruff check + format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 format: install ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs
