@@ -118,6 +118,8 @@ class DataConfig:
 
 @dataclass
 class GenerationConfig:
+    """Beam-search settings (evaluation/generation.py); the defaults are the official NLG evaluation's."""
+
     num_beams: int = 10
     length_penalty: float = 0.8
     no_repeat_ngram_size: int = 4

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from adamix_runner import tasks
 from adamix_runner.adaptation import AdaptationSpec, apply, count_parameters, merge, trainable_parameters
+from adamix_runner.config import GenerationConfig
 from adamix_runner.evaluation.generation import (
-    BeamSettings,
     GeneratedNoRepeatNGram,
     decode_completion,
     generate,
@@ -53,7 +54,9 @@ def test_official_settings_reach_generate(tiny_lm, tokenizer, monkeypatch):
         return output
 
     monkeypatch.setattr(tiny_lm, "generate", spy)
-    generate(tiny_lm, tokenizer, prompt_ids(tokenizer, CONTEXTS[:1], 64))
+    run_settings = GenerationConfig(**OmegaConf.to_container(compose_config().generation))  # what a run passes
+    assert run_settings == GenerationConfig()
+    generate(tiny_lm, tokenizer, prompt_ids(tokenizer, CONTEXTS[:1], 64), run_settings)
     expected = {"num_beams": 10, "length_penalty": 0.8, "repetition_penalty": 1.0, "max_new_tokens": 64}
     assert {key: seen[key] for key in expected} == expected
     assert seen["eos_token_id"] == [50256, 628] and seen["do_sample"] is False
@@ -64,7 +67,7 @@ def test_official_settings_reach_generate(tiny_lm, tokenizer, monkeypatch):
 
 def test_batched_decoding_with_left_padding_equals_one_by_one(tiny_lm, tokenizer):
     prompts = prompt_ids(tokenizer, CONTEXTS, 64)
-    settings = BeamSettings(num_beams=3, max_new_tokens=8, batch_size=3)
+    settings = GenerationConfig(num_beams=3, max_new_tokens=8, batch_size=3)
     batched = generate(tiny_lm, tokenizer, prompts, settings)
     assert batched == [generate(tiny_lm, tokenizer, [p], settings)[0] for p in prompts]
 
@@ -146,7 +149,7 @@ def test_nlg_path_end_to_end_on_tiny_gpt2(tiny_lm, tokenizer, tmp_path):
     merge(tiny_lm)
     test = task.splits["test"]
     prompts = prompt_ids(tokenizer, test["context"], task.max_prompt_length)
-    predictions = generate(tiny_lm, tokenizer, prompts, BeamSettings(num_beams=2, max_new_tokens=8, batch_size=4))
+    predictions = generate(tiny_lm, tokenizer, prompts, GenerationConfig(num_beams=2, max_new_tokens=8, batch_size=4))
     metrics = score_split("test", predictions, test["references"], ["bleu", "nist"], task.protocol)
     assert set(metrics) == {"test/bleu", "test/nist"} and all(v >= 0 for v in metrics.values())
     write_predictions(tmp_path, "test", test["context"], predictions, test["references"])

@@ -14,26 +14,14 @@ stops early once no live beam can beat the finished ones (`early_stopping=False`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, PreTrainedTokenizerBase
 
+from adamix_runner.config import GenerationConfig
 from adamix_runner.tasks.encode_lm import left_pad, special_ids
 
 PARAGRAPH = "\n\n"
-
-
-@dataclass(frozen=True)
-class BeamSettings:
-    """Decoding settings; the defaults are the official NLG evaluation's."""
-
-    num_beams: int = 10
-    length_penalty: float = 0.8
-    no_repeat_ngram_size: int = 4
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 64
-    batch_size: int = 16
 
 
 class GeneratedNoRepeatNGram(NoRepeatNGramLogitsProcessor):
@@ -68,7 +56,7 @@ def generate(
     model,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Sequence[int]],
-    settings: BeamSettings = BeamSettings(),
+    settings: GenerationConfig,
 ) -> list[str]:
     """One decoded completion per prompt (token ids from `encode_lm.prompt_ids`), in the prompts' order.
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from adamix_runner.evaluation.generation import BeamSettings, generate
+from adamix_runner.config import GenerationConfig
+from adamix_runner.evaluation.generation import generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
 from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.pipelines import Prepared
@@ -31,7 +32,7 @@ def load_tokenizer(cfg):
 
 
 def _evaluator(cfg, task, tokenizer, model, folder: Path):
-    settings = BeamSettings(**OmegaConf.to_container(cfg.generation, resolve=True))
+    settings = GenerationConfig(**OmegaConf.to_container(cfg.generation, resolve=True))
 
     def evaluate() -> dict[str, float]:
         results: dict[str, float] = {}
