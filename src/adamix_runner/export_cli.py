@@ -12,15 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from accelerate.utils import set_seed
 from omegaconf import OmegaConf
 
 from adamix_runner import artifacts
-from adamix_runner.adaptation import apply
-from adamix_runner.config import adaptation_spec
 from adamix_runner.errors import UserError
 from adamix_runner.export import export_folded, export_peft_lora
-from adamix_runner.models import load_model
+from adamix_runner.run import build_model
 
 FORMATS = ("peft", "folded")
 
@@ -31,18 +28,9 @@ def load_run(run_dir: Path):
     if not config_file.exists():
         raise UserError(f"{run_dir} is not a run folder (no .hydra/config.yaml); pass outputs/runs/.../seed<k>.")
     cfg = OmegaConf.load(config_file)
-    adapter = run_dir / ("model" if cfg.peft.method == "full" else "adapter")
-    saved = artifacts.read_adapter_config(adapter)
-    model_cfg = (
-        OmegaConf.merge(cfg.model, {"path": str(adapter), "pretrained": True})
-        if cfg.peft.method == "full"
-        else cfg.model
-    )
-    set_seed(cfg.seed)  # as run.py: a random-init backbone is rebuilt from the seed
-    model = load_model(model_cfg, saved["task"]["num_labels"])
-    apply(model, adaptation_spec(cfg, saved["num_experts"]), cfg.seed)
-    if cfg.peft.method != "full":
-        artifacts.load_adapter(model, adapter)
+    folder = run_dir / ("model" if cfg.peft.method == "full" else "adapter")
+    saved = artifacts.read_adapter_config(folder)
+    model, _, _ = build_model(cfg, saved["task"]["num_labels"], folder, saved)
     return cfg, model.eval()
 
 

@@ -96,6 +96,23 @@ def _saved_adapter(cfg: DictConfig) -> dict[str, Any] | None:
     return saved
 
 
+def build_model(cfg: DictConfig, num_labels: int, saved_folder: Path | None = None, saved: dict | None = None):
+    """The task kind's backbone with the method installed -> (model, router, spec); given a saved run's folder
+    (``adapter/``, or ``model/`` for full fine-tuning) and its metadata, with the saved weights loaded. The one
+    place that rebuilds what a run trained, for training, eval_only and export alike."""
+    spec = adaptation_spec(cfg, saved and saved["num_experts"])
+    full_model_saved = saved is not None and spec.method == "full"
+    model_cfg = (
+        OmegaConf.merge(cfg.model, {"path": str(saved_folder), "pretrained": True}) if full_model_saved else None
+    )
+    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
+    model = for_kind(tasks.kind(cfg.task)).load_model(cfg, num_labels, model_cfg=model_cfg)
+    router = apply(model, spec, cfg.seed)
+    if saved is not None and not full_model_saved:
+        artifacts.load_adapter(model, saved_folder)
+    return model, router, spec
+
+
 def _on_cpu(cfg: DictConfig) -> bool:
     """Accelerate sets up multi-process CPU runs (torchrun, gloo) only when told it runs on the CPU."""
     return cfg.train.cpu or not torch.cuda.is_available()
@@ -116,16 +133,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     task = tasks.load(cfg.task, cfg.data)
     tokenizer = pipeline.load_tokenizer(cfg)
     saved = _saved_adapter(cfg)
-    spec = adaptation_spec(cfg, saved and saved["num_experts"])
-    full_model_saved = saved is not None and spec.method == "full"
-    model_cfg = (
-        OmegaConf.merge(cfg.model, {"path": cfg.adapter_path, "pretrained": True}) if full_model_saved else None
-    )
-    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
-    model = pipeline.load_model(cfg, task.num_labels, model_cfg=model_cfg)
-    router = apply(model, spec, cfg.seed)
-    if saved and not full_model_saved:
-        artifacts.load_adapter(model, Path(cfg.adapter_path))
+    model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
     counts = count_parameters(model)
     _show_params(tracker, counts)
     accelerator = _accelerator(cfg)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from accelerate.utils import set_seed
+from peft import PeftModel
 
 from adamix_runner.errors import UserError
+from adamix_runner.export_cli import export_run, load_run
+from adamix_runner.models_lm import load_causal_lm
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -34,6 +39,21 @@ def test_e2e_adamix_lora_trains_merges_decodes_and_scores(compose_run):
     assert (config["merged"], config["num_experts"]) == (True, 1)
     losses = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in losses if "train/loss" in row] == [3]
+
+
+def test_nlg_lora_run_exports_to_peft_with_equal_logits(compose_run):
+    trained = run(compose_run(*E2E, "peft=adamix_lora", *FAST, "task.metrics=[bleu]", "train.lr=0.05"))
+    folder = export_run(trained.run_dir, "peft")
+    cfg, ours = load_run(trained.run_dir)
+    set_seed(cfg.seed)  # the same random backbone the run started from
+    theirs = PeftModel.from_pretrained(load_causal_lm(cfg.model), str(folder)).eval()
+    ids = torch.arange(5, 25).view(2, 10)
+    with torch.no_grad():
+        expected, got = ours(ids).logits, theirs(ids).logits
+        with theirs.disable_adapter():
+            without_lora = theirs(ids).logits
+    assert torch.allclose(expected, got, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, without_lora, atol=1e-4)
 
 
 def test_webnlg_reports_seen_and_unseen(compose_run):
