@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import peft
 import torch
 import transformers
 from bench.flops import peak_tflops, train_flops_per_token
-from bench.measure import corpus_lengths, interleaved, median, padding_cost, sync, train_memory
+from bench.measure import corpus_lengths, interleaved, padding_cost, sync, train_memory
 from bench.variants import (
     COMPILED,
     DOUBLE_BATCH,
@@ -111,20 +112,21 @@ def _train(options: Options, backbone, batch, reps: int, warmup: int, peak: floa
     times = interleaved({name: case.step for name, case in cases.items()}, reps, warmup, options.device)
     memory = {name: train_memory(case.model, case.params, case.step, options.device) for name, case in cases.items()}
     trainable = {name: sum(p.numel() for p in case.params) for name, case in cases.items()}
-    speed = {name: _throughput(cases[name], options, median(t), peak) for name, t in times.items()}
-    base = median(times["single adapter"])
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    speed = {name: _throughput(cases[name], options, m, peak) for name, m in medians.items()}
+    base = medians["single adapter"]
     rows = [
         (
             name,
-            f"{median(t) * 1e3:.1f}",
-            f"{median(t) / base:.3f}",
+            f"{m * 1e3:.1f}",
+            f"{m / base:.3f}",
             f"{speed[name][0]:.1f}",
             f"{speed[name][1]:.3g}",
             "-" if speed[name][2] is None else f"{speed[name][2]:.1%}",
             f"{memory[name] / 2**20:.0f}",
             f"{trainable[name]:,}",
         )
-        for name, t in times.items()
+        for name, m in medians.items()
     ]
     _table(
         f"training step ({options.batch} x {options.seq_len}; peak {peak or '-'} TFLOP/s)",
@@ -135,7 +137,7 @@ def _train(options: Options, backbone, batch, reps: int, warmup: int, peak: floa
         print(f"{COMPILED}: first step (compilation) {compile_s:.1f} s")
     return {
         "seconds": times,
-        "median_s": {n: median(t) for n, t in times.items()},
+        "median_s": medians,
         "peak_bytes": memory,
         "samples_per_s": {n: v[0] for n, v in speed.items()},
         "model_tflops": {n: v[1] for n, v in speed.items()},
@@ -147,14 +149,15 @@ def _train(options: Options, backbone, batch, reps: int, warmup: int, peak: floa
 
 def _infer(options: Options, backbone, batch, reps: int, warmup: int) -> dict:
     times = interleaved(inference_variants(backbone, batch, options), reps, warmup, options.device)
-    base = median(times["single adapter"])
-    rows = [(name, f"{median(t) * 1e3:.1f}", f"{median(t) / base:.3f}") for name, t in times.items()]
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians["single adapter"]
+    rows = [(name, f"{m * 1e3:.1f}", f"{m / base:.3f}") for name, m in medians.items()]
     _table(
         f"inference forward ({len(batch['input_ids'])} x {options.seq_len})",
         ("variant", "median ms", "/ adapter"),
         rows,
     )
-    return {"seconds": times, "median_s": {n: median(t) for n, t in times.items()}}
+    return {"seconds": times, "median_s": medians}
 
 
 def _data(max_len: int, data_batch: int) -> dict:

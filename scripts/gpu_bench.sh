@@ -12,8 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS=(hydra-core==1.3.8 omegaconf==2.3.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19)
-SDIST_ONLY=(antlr4-python3-runtime==4.9.3)  # Hydra's parser runtime ships no wheel: built here, pure Python
+# The versions CI pins (requirements-ci.txt); Hydra's parser runtime ships no wheel and is built here (pure Python).
+pinned() { grep -E "^($1)==" requirements-ci.txt; }
+WHEELS=($(pinned 'hydra-core|omegaconf|datasets|dill|multiprocess'))
+SDIST_ONLY=($(pinned 'antlr4-python3-runtime'))
 
 fetch() {
     grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import csv
-import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -43,10 +42,6 @@ def interleaved(cases: Mapping[str, Callable[[], None]], reps: int, warmup: int,
     return times
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 def _nbytes(params) -> int:
     return sum(p.numel() * p.element_size() for p in params)
 
@@ -54,15 +49,19 @@ def _nbytes(params) -> int:
 def train_memory(model: nn.Module, params: list[nn.Parameter], step: Callable[[], None], device: str) -> int:
     """Peak bytes of one training step.
 
-    CUDA: the allocator's peak. CPU has no allocator peak, so it is the sum of what a step holds at its peak:
-    all weights, a gradient and two AdamW moments per trained parameter, and every tensor saved for backward
-    (counted once per storage by a saved-tensors hook, weights excluded).
+    Both count this model alone, though every variant's model sits on the device: its weights and two AdamW
+    moments per trained parameter (allocated by the warm-up steps), plus what the step adds at its peak. On CUDA
+    that is the allocator's peak above what was allocated before the step (gradients included). CPU has no
+    allocator peak, so there it is a gradient per trained parameter and every tensor saved for backward (counted
+    once per storage by a saved-tensors hook, weights excluded).
     """
+    resident = _nbytes(model.parameters()) + 2 * _nbytes(params)
     if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
         step()
-        return torch.cuda.max_memory_allocated()
+        return resident + torch.cuda.max_memory_allocated(device) - before
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -74,7 +73,7 @@ def train_memory(model: nn.Module, params: list[nn.Parameter], step: Callable[[]
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         step()
-    return _nbytes(model.parameters()) + 3 * _nbytes(params) + sum(saved.values())
+    return resident + _nbytes(params) + sum(saved.values())
 
 
 def _tokenizer():
