@@ -28,7 +28,7 @@ register_configs()
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> float | None:
     """Returns the primary metric, which Hydra sweepers optimise."""
-    from adamix_runner.run import Interrupted, record_failure, run
+    from adamix_runner.run import Interrupted, run
 
     hydra_cfg = HydraConfig.get()
     try:
@@ -44,7 +44,6 @@ def _main(cfg: DictConfig) -> float | None:
             sys.exit(EXIT_USER_ERROR)
         print(f"error in sweep point #{hydra_cfg.job.num}: {error}", file=sys.stderr)
         sweep.record_failure(list(hydra_cfg.overrides.task), error)
-        record_failure(cfg, error)
         return None
     return result.record.get("metrics", {}).get(cfg.task.primary_metric)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
 from adamix_runner.errors import UserError
@@ -184,8 +185,21 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
     _require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}.")
 
 
+def _check_resolvable(cfg: DictConfig) -> None:
+    """An interpolation that cannot resolve (`${pkg_path:...}` of a package not installed) is the user's to fix;
+    OmegaConf wraps our resolver's UserError in its own errors, so the UserError is found in the chain."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        raise (cause or UserError(str(error).split("\n")[0])) from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject impossible values and combinations before anything heavy runs."""
+    _check_resolvable(cfg)
     train, data = cfg.train, cfg.data
     adaptation_spec(cfg)
     weight = cfg.peft.consistency_weight

@@ -16,6 +16,7 @@ import transformers
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 import adamix_runner
 from adamix_runner import artifacts, tasks
@@ -190,8 +191,12 @@ def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
 
 
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
-    """Mark a point that failed before it started (a sweep's bad value) without touching a completed result."""
-    folder = run_dir(cfg)
+    """Mark a point that failed (a sweep's bad value, a crash) without touching a completed result; a config that
+    does not resolve names no folder, and only the sweep's report records it."""
+    try:
+        folder = run_dir(cfg)
+    except InterpolationResolutionError:
+        return
     previous = artifacts.read_json(folder / "results.json")
     if previous is None or previous.get("status") != "completed":
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
@@ -199,8 +204,14 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
 
 
 def run(cfg: DictConfig) -> RunResult:
-    """One run: the run folder is derived from the config, so the same command resumes or reports the result."""
-    validate(cfg)
+    """One run: the run folder is derived from the config, so the same command resumes or reports the result.
+
+    Every failure after validation starts is recorded in the run folder's results.json (status failed)."""
+    try:
+        validate(cfg)
+    except UserError as error:
+        record_failure(cfg, error)
+        raise
     folder = run_dir(cfg)
     previous = artifacts.read_json(folder / "results.json")
     if previous and previous["status"] == "completed" and not cfg.overwrite:

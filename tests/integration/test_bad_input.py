@@ -110,6 +110,9 @@ def test_a_tampered_adapter_is_refused_with_the_file_named(compose_run):
     assert "Cannot load the adapter in" in message
 
 
+MISSING_PACKAGE = "${pkg_path:no_such_pkg,model}"  # a model package that is not installed
+
+
 def _cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     return subprocess.run(
@@ -123,10 +126,20 @@ def _cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
         (["peft=adamixx"], "error: unknown peft 'adamixx'"),
         (["peft.share=sideways"], "error: peft.share must be one of"),
         (["task=mrpc", "model=tiny-bert"], "pass task.data_dir=/path/to/glue/mrpc instead"),
+        ([f"model.path={MISSING_PACKAGE}", "dry_run=true"], "error: Package 'no_such_pkg' is not installed"),
     ],
 )
 def test_cli_exits_2_without_a_traceback(tmp_path, arguments, expected):
     done = _cli(*arguments, f"output_root={tmp_path}", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_config_that_cannot_resolve_fails_each_sweep_point_and_the_sweep_goes_on(tmp_path):
+    sweep = ["-m", f"model.path={MISSING_PACKAGE}", "dry_run=true", "seed=0,1", f"output_root={tmp_path}"]
+    done = _cli(*sweep, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.count("UserError: Package 'no_such_pkg' is not installed") == 2
+    assert "2 sweep point(s) failed" in done.stdout
     assert "Traceback" not in done.stderr + done.stdout
