@@ -11,6 +11,10 @@ import difflib
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override, OverrideType
+from hydra.errors import OverrideParseException
+
 from adamix_runner.config import RunConfig
 from adamix_runner.errors import UserError
 
@@ -43,27 +47,39 @@ def _check_key(path: list[str]) -> None:
         node = fields[part]
 
 
-def _check_group(config_dir: Path, group: str, value: str) -> None:
+def _check_group(config_dir: Path, group: str, choices: list[str]) -> None:
     options = group_options(config_dir, group)
-    for choice in value.split(","):
-        choice = choice.strip()
-        if choice in ("null", "") or choice in options:
+    for choice in choices:
+        if choice in options:
             continue
         nearest = difflib.get_close_matches(choice, options, n=1)
         hint = f" Did you mean {group}={nearest[0]}?" if nearest else ""
         raise UserError(f"unknown {group} '{choice}'; choose one of: {', '.join(options)}.{hint}")
 
 
+def _group_choices(override: Override) -> list[str]:
+    """The options an override names: one, or each of a sweep (`a,b`, `choice(a,b)`); none for `null` and for
+    `glob(...)`, which Hydra matches against the existing options only."""
+    if not override.is_sweep_override():
+        return [] if override.value() is None else [str(override.value())]
+    if isinstance(override.value(), Glob):
+        return []
+    return list(override.sweep_string_iterator())
+
+
 def check_overrides(arguments: list[str], config_dir: Path) -> None:
-    """Raise UserError for the first override that names an unknown group option or key."""
-    for argument in arguments:
-        if argument.startswith("-") or "=" not in argument:
-            continue
-        key, value = argument.split("=", 1)
-        if key.startswith(("+", "~", "hydra.", "hydra/")) or key.startswith("hydra"):
-            continue
-        path = key.split(".")
-        if len(path) == 1 and path[0] in GROUPS:
-            _check_group(config_dir, path[0], value)
+    """Raise UserError for the first override that names an unknown group option or key. Overrides are read by
+    Hydra's own parser; a syntax error is left for Hydra to report."""
+    candidates = [argument for argument in arguments if not argument.startswith("-") and "=" in argument]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except OverrideParseException:
+        return
+    for override in overrides:
+        key = override.key_or_group
+        if override.type != OverrideType.CHANGE or key.startswith("hydra"):
+            continue  # `+new.key` adds, `~key` deletes: not the schema's keys
+        if key in GROUPS:
+            _check_group(config_dir, key, _group_choices(override))
         else:
-            _check_key(path)
+            _check_key(key.split("."))

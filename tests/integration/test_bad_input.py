@@ -16,13 +16,14 @@ from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
 MRPC_DIR = FIXTURES / "glue" / "mrpc"
+CONFIG = Path(CONFIG_DIR)
 TINY = ["model=tiny-bert", "train.max_steps=1", "train.batch_size=8"]
 
 
 def _message(compose_run, *overrides: str) -> str:
     """The UserError that `adamix-run <overrides>` reports."""
     with pytest.raises(UserError) as caught:
-        check_overrides(list(overrides), Path(CONFIG_DIR))
+        check_overrides(list(overrides), CONFIG)
         run(compose_run(*overrides))
     return str(caught.value)
 
@@ -93,6 +94,15 @@ def test_at_least_25_bad_inputs_each_get_their_message(compose_run, tmp_path):
         if expected not in message:
             failures.append(f"{overrides}: expected {expected!r} in {message!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_hydra_sweep_syntax_passes_the_check_and_its_options_are_checked():
+    sweeps = ["task=choice(mnli,sst2)", "peft=glob(*)", "peft.adapter_dim=range(8,64,8)", "logger=console,none"]
+    check_overrides(["-m", *sweeps, "+model.architecture.dropout=0", "~experiment", "hydra/launcher=slurm"], CONFIG)
+    with pytest.raises(UserError, match=r"^unknown task 'sst3'; .* Did you mean task=sst2\?$"):
+        check_overrides(["-m", "task=choice(mnli,sst3)"], CONFIG)
+    with pytest.raises(UserError, match=r"^unknown model 'tiny-bertt'"):
+        check_overrides(["-m", "model=tiny-roberta,tiny-bertt"], CONFIG)
 
 
 def test_a_tampered_adapter_is_refused_with_the_file_named(compose_run):
