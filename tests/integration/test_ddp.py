@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 ROUTING_LOG = "ADAMIX_TEST_ROUTING_LOG"
+NAN_ON_RANK = "ADAMIX_TEST_NAN_ON_RANK"  # this rank's second training batch gets a NaN loss
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 COMMON = [
     "task=mrpc",
@@ -48,6 +49,17 @@ def _probe() -> None:
         return picked
 
     Router.draw = recording
+    if NAN_ON_RANK in os.environ and os.environ["RANK"] == os.environ[NAN_ON_RANK]:
+        from adamix_runner.pipelines import classification
+
+        original_loss, calls = classification.adamix_loss, []
+
+        def nan_at_second_batch(*args, **kwargs):
+            value, parts = original_loss(*args, **kwargs)
+            calls.append(1)
+            return (value * float("nan") if len(calls) == 2 else value), parts
+
+        classification.adamix_loss = nan_at_second_batch
     try:
         cli.main()
     finally:
@@ -74,11 +86,11 @@ def _jsonl(folder: Path) -> list[dict]:
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}"]
 
 
-def _launch(launcher: list[str], root: Path, logs: Path, *overrides: str) -> None:
+def _launch(launcher: list[str], root: Path, logs: Path, *overrides: str, env: dict | None = None) -> None:
     """This file as a script under `launcher`, on the common run with `overrides`, writing under `root`."""
-    env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1", **(env or {})}
     command = [*launcher, __file__, *COMMON, f"output_root={root}", *overrides]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -129,6 +141,15 @@ def test_only_rank_zero_logs(runs):
     finals = [row for row in _jsonl(ddp) if row["step"] == -1]
     assert train_steps == list(range(1, len(train_steps) + 1))
     assert len(finals) == 1
+
+
+def test_a_nan_on_one_rank_is_skipped_by_every_rank(tmp_path):
+    """skip_nonfinite decides for all ranks at once: a rank that skipped its backward alone would hang DDP."""
+    overrides = [f"train.batch_size={PER_RANK_BATCH}", "train.skip_nonfinite=true"]
+    _launch(TORCHRUN, tmp_path, tmp_path, *overrides, env={NAN_ON_RANK: "1"})
+    folder = _run_folder(tmp_path)
+    assert json.loads((folder / "results.json").read_text())["status"] == "completed"
+    assert [row.get("train/skipped") for row in _jsonl(folder) if "train/loss" in row][:3] == [None, 1, 1]
 
 
 @pytest.mark.slow

@@ -181,13 +181,18 @@ def _restore(setup: LoopSetup, optimizer, scheduler):
     return LoopState(**saved.progress), best, str(folder)
 
 
+def _finite_on_every_rank(loss: torch.Tensor, accelerator: Accelerator) -> bool:
+    """One verdict for all ranks: if one rank skipped its backward, DDP's gradient all-reduce would wait forever."""
+    return bool(accelerator.gather(torch.isfinite(loss).reshape(1)).all())
+
+
 def _step(run: _Run, batch, trainable) -> torch.Tensor | None:
     """One micro-batch: forward, backward, and (at accumulation boundaries) the optimizer step."""
     accelerator, cfg = run.setup.accelerator, run.train_cfg
     with accelerator.accumulate(run.model):
         loss, _ = _forward_loss(run.model, batch, run.setup)
-        if cfg.skip_nonfinite and not bool(torch.isfinite(loss)):
-            run.optimizer.zero_grad()
+        if cfg.skip_nonfinite and not _finite_on_every_rank(loss, accelerator):
+            run.optimizer.zero_grad()  # acts at an accumulation boundary only: that optimizer step is skipped
             return None
         accelerator.backward(loss)
         if accelerator.sync_gradients and cfg.max_grad_norm > 0:
