@@ -75,6 +75,15 @@ def test_task_loss_classification_and_regression():
     assert task_loss(predictions, torch.tensor([2.0, 2.0]), 1).item() == pytest.approx(1.0)
 
 
+def test_train_label_smoothing_reaches_the_classification_loss():
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    # ε = 0.1 over 2 classes: (1 - ε/2)·NLL(label) + ε/2·NLL(other)
+    logp = F.log_softmax(logits, -1)
+    by_hand = -(0.95 * logp[[0, 1], [0, 1]] + 0.05 * logp[[0, 1], [1, 0]]).mean()
+    loss, _ = adamix_loss(logits, labels, 2, consistency_weight=1.0, num_views=1, label_smoothing=0.1)
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
 def test_adamix_loss_two_views_is_ce_on_first_view_plus_weighted_kl():
     torch.manual_seed(3)
     logits = torch.randn(6, 3, requires_grad=True)

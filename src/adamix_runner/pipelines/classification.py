@@ -46,6 +46,8 @@ def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
     return Prepared(
         train_loader=train_loader,
         evaluate=lambda: evaluate(model, evals, task, accelerator),
-        loss=lambda logits, batch, views: adamix_loss(logits, batch["labels"], task.num_labels, weight, views),
+        loss=lambda logits, batch, views: adamix_loss(
+            logits, batch["labels"], task.num_labels, weight, views, cfg.train.label_smoothing
+        ),
         num_views=num_views(weight, task.num_labels),
     )

@@ -25,16 +25,17 @@ def _shift(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def lm_loss(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Mean cross-entropy over the labelled (next-)tokens; `labels` are input-aligned, -100 where unlabelled."""
+    """Mean cross-entropy over the labelled (next-)tokens; `labels` are input-aligned, -100 where unlabelled.
+    A sum divided by the clamped count: 0 (not NaN) when nothing is labelled, and no host sync to find out."""
     logits, labels = _shift(logits, labels)
-    if not (labels != IGNORE).any():
-        return logits.float().sum() * 0.0
-    return F.cross_entropy(
+    total = F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]),
         labels.reshape(-1),
         ignore_index=IGNORE,
         label_smoothing=label_smoothing,
+        reduction="sum",
     )
+    return total / (labels != IGNORE).sum().clamp(min=1)
 
 
 def lm_adamix_loss(
@@ -54,6 +55,7 @@ def lm_adamix_loss(
         raise ValueError(f"views must be 1 or 2, got {views}")
     if logits.shape[0] != views * labels.shape[0]:
         raise ValueError(f"{views} view(s) need {views} x {labels.shape[0]} rows of logits, got {logits.shape[0]}")
+    logits = logits.float()  # once: both terms read the views' logits in float32
     first = logits[: labels.shape[0]]
     task = lm_loss(first, labels, label_smoothing)
     if views == 1:

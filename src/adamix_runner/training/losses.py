@@ -12,30 +12,38 @@ from torch import Tensor
 
 
 def _kl_to_detached(logits: Tensor, target_logits: Tensor) -> Tensor:
-    """KL(softmax(target) ‖ softmax(logits)) with no gradient through the target, averaged over rows."""
-    return F.kl_div(F.log_softmax(logits, dim=-1), F.softmax(target_logits.detach(), dim=-1), reduction="batchmean")
+    """KL(softmax(target) ‖ softmax(logits)) per row (summed over the last dimension), no gradient through the
+    target."""
+    log_q = F.log_softmax(logits, dim=-1)
+    return F.kl_div(log_q, F.softmax(target_logits.detach(), dim=-1), reduction="none").sum(-1)
 
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor, mask: Tensor | None = None) -> Tensor:
-    """½[KL(b‖a) + KL(a‖b)] over the last dimension; with `mask` ([B, T] of 0/1), over the kept tokens only."""
+    """½[KL(b‖a) + KL(a‖b)] over the last dimension, averaged over rows (`batchmean`); with `mask` ([B, T] of 0/1),
+    over the kept tokens only. Masking weights the rows instead of selecting them, so there is no host sync."""
     a, b = logits_a.float(), logits_b.float()
-    if mask is not None:
-        keep = mask.bool()
-        a, b = a[keep], b[keep]
-        if a.shape[0] == 0:
-            return a.sum() * 0.0
-    return 0.5 * (_kl_to_detached(a, b) + _kl_to_detached(b, a))
+    per_row = 0.5 * (_kl_to_detached(a, b) + _kl_to_detached(b, a))
+    if mask is None:
+        return per_row.mean()
+    weight = mask.to(per_row.dtype)
+    return (per_row * weight).sum() / weight.sum().clamp(min=1)
 
 
-def task_loss(logits: Tensor, labels: Tensor, num_labels: int) -> Tensor:
-    """Cross-entropy for classification, MSE for one-logit regression (as Hugging Face's heads)."""
+def task_loss(logits: Tensor, labels: Tensor, num_labels: int, label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy for classification (optionally label-smoothed), MSE for one-logit regression (as Hugging
+    Face's heads; smoothing has no meaning there)."""
     if num_labels == 1:
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
-    return F.cross_entropy(logits.float().view(-1, num_labels), labels.view(-1))
+    return F.cross_entropy(logits.float().view(-1, num_labels), labels.view(-1), label_smoothing=label_smoothing)
 
 
 def adamix_loss(
-    logits: Tensor, labels: Tensor, num_labels: int, consistency_weight: float, num_views: int
+    logits: Tensor,
+    labels: Tensor,
+    num_labels: int,
+    consistency_weight: float,
+    num_views: int,
+    label_smoothing: float = 0.0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The training loss of one step and its detached parts (tensors, so no host sync).
 
@@ -49,11 +57,11 @@ def adamix_loss(
             f"{num_views} view(s) need {num_views} x {labels.shape[0]} rows of logits, got {logits.shape[0]}"
         )
     if num_views == 1:
-        task = task_loss(logits, labels, num_labels)
+        task = task_loss(logits, labels, num_labels, label_smoothing)
         consistency = torch.zeros((), device=logits.device)
         return task, {"task_loss": task.detach(), "consistency_loss": consistency}
     first, second = logits.chunk(2)
-    task = task_loss(first, labels, num_labels)
+    task = task_loss(first, labels, num_labels, label_smoothing)
     consistency = symmetric_kl(first, second)
     loss = task + consistency_weight * consistency
     return loss, {"task_loss": task.detach(), "consistency_loss": consistency.detach()}
