@@ -14,8 +14,9 @@ import pyarrow.compute as pc
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader, Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
-MEGABATCH_FACTOR = 50  # as transformers' LengthGroupedSampler: sort within windows of 50 batches
+MEGABATCH_FACTOR = 50  # sort within windows of 50 batches (transformers' default for large sets)
 
 
 def token_lengths(dataset: Dataset) -> list[int]:
@@ -24,16 +25,14 @@ def token_lengths(dataset: Dataset) -> list[int]:
 
 
 class LengthGroupedSampler(Sampler[int]):
-    """A seeded random order in which each window of ``50 x batch_size`` rows is sorted by length, longest first.
-
-    Batches cut from consecutive indices then hold rows of similar length, while the windows keep the order
-    random. The first batch is the longest one, so an out-of-memory error shows at step one, not mid-epoch.
-    """
+    """transformers' length-grouped order (``get_length_grouped_indices``: a seeded permutation, each window of
+    ``50 x batch_size`` rows sorted by length, the longest row moved to the front so that an out-of-memory error
+    shows at step one), drawn from (seed, epoch) alone instead of the global RNG."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.lengths = torch.as_tensor(lengths)
+        self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -47,15 +46,7 @@ class LengthGroupedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator)
-        window = MEGABATCH_FACTOR * self.batch_size
-        groups = []
-        for chunk in order.split(window):
-            ranked = torch.argsort(self.lengths[chunk], descending=True, stable=True)
-            groups.append(chunk[ranked])
-        longest = max(range(len(groups)), key=lambda g: int(self.lengths[groups[g][0]]))
-        groups[0], groups[longest] = groups[longest], groups[0]
-        return iter(torch.cat(groups).tolist())
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, MEGABATCH_FACTOR, generator))
 
 
 def make_train_loader(
