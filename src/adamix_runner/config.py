@@ -185,7 +185,7 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
     _require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}.")
 
 
-def _check_resolvable(cfg: DictConfig) -> None:
+def check_resolvable(cfg: DictConfig) -> None:
     """An interpolation that cannot resolve (`${pkg_path:...}` of a package not installed) is the user's to fix;
     OmegaConf wraps our resolver's UserError in its own errors, so the UserError is found in the chain."""
     try:
@@ -199,7 +199,6 @@ def _check_resolvable(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Reject impossible values and combinations before anything heavy runs."""
-    _check_resolvable(cfg)
     train, data = cfg.train, cfg.data
     adaptation_spec(cfg)
     weight = cfg.peft.consistency_weight

@@ -21,7 +21,7 @@ from omegaconf.errors import InterpolationResolutionError
 import adamix_runner
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import apply, count_parameters, merge, trainable_parameters
-from adamix_runner.config import adaptation_spec, config_hash, run_dir, validate
+from adamix_runner.config import adaptation_spec, check_resolvable, config_hash, run_dir, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
 from adamix_runner.tracking import build_tracker
@@ -208,6 +208,7 @@ def run(cfg: DictConfig) -> RunResult:
 
     Every failure after validation starts is recorded in the run folder's results.json (status failed)."""
     try:
+        check_resolvable(cfg)
         validate(cfg)
     except UserError as error:
         record_failure(cfg, error)

@@ -27,7 +27,6 @@ class Router:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
         if fixed_expert < 0:
             raise ValueError(f"fixed_expert must be >= 0, got {fixed_expert}")
-        self.seed = seed
         self.inference = inference
         self.fixed_expert = fixed_expert
         self.generator = torch.Generator().manual_seed(seed)

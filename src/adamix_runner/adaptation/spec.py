@@ -28,7 +28,6 @@ from .routing import INFERENCE_MODES
 
 METHODS = ("adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full")
 MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
-LORA_METHODS = ("lora", "adamix_lora")
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,6 @@ def model_type(model: nn.Module) -> str:
     return kind
 
 
-def adapter_targets(model: nn.Module) -> list[str]:
-    """Names of the modules an adapter wraps, in module order."""
-    return matching(model, ADAPTER_TARGETS)
-
-
 def matching(model: nn.Module, table: dict[str, str], method: str = "this method") -> list[str]:
     """Names of the modules matched by ``table[model_type]``, in module order."""
     kind = model_type(model)

@@ -60,8 +60,11 @@ def gpt2_decode_postprocess(text: str) -> str:
     return " ".join(" ".join(re.split(r"(\W)", text.lower())).split())
 
 
+TOKENIZE_13A = Tokenizer13a()
+
+
 def _tokens_13a(text: str) -> list[str]:
-    return Tokenizer13a()(text.lower()).split()
+    return TOKENIZE_13A(text.lower()).split()
 
 
 def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 5) -> float:

@@ -36,7 +36,6 @@ class LoopState:
     global_step: int = 0
     best_metric: float | None = None
     best_step: int = -1
-    history: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -141,7 +140,6 @@ class _Run:
         self.check_finite()
         metrics = self.setup.evaluate()
         self.model.train()
-        self.state.history.append({"step": self.state.global_step, **metrics})
         self.tracker.log(metrics, step=self.state.global_step)
         score = metrics[self.setup.primary_metric]
         if self.state.best_metric is None or score > self.state.best_metric:
