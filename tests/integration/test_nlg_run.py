@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -77,3 +80,20 @@ def test_gpt2_medium_plans_the_papers_param_counts(compose_run, peft, extra, inf
 def test_a_generation_task_refuses_an_encoder_only_model(compose_run):
     with pytest.raises(UserError, match="task=e2e generates text, but model=bert-base is an encoder-only bert"):
         run(compose_run("task=e2e", "model=bert-base"))
+
+
+def test_two_processes_decode_shares_and_write_the_single_process_predictions(tmp_path):
+    """Under DDP each rank beam-searches its share of the inputs and rank 0 writes them all, in input order."""
+    no_dropout = [f"+model.architecture.{key}=0" for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")]
+    common = [*E2E, "peft=adamix_lora", *FAST, *no_dropout, "task.metrics=[bleu,ter]", "train.cpu=true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    predictions = []
+    for launcher, batch, root in (([sys.executable], 4, "one"), (torchrun, 2, "two")):
+        command = [*launcher, "-m", "adamix_runner", *common, f"train.batch_size={batch}", "logger=none"]
+        done = subprocess.run([*command, f"output_root={tmp_path / root}"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        (folder,) = (tmp_path / root).glob("runs/*/*/*/*/seed0")
+        predictions.append((folder / "predictions" / "test.pred.txt").read_text().splitlines())
+    assert len(predictions[0]) == 6
+    assert predictions[1] == predictions[0]

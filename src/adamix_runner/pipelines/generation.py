@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelerate.utils import broadcast_object_list, gather_object
 from omegaconf import OmegaConf
 
 from adamix_runner.config import GenerationConfig
@@ -31,7 +32,9 @@ def load_tokenizer(cfg):
     return load_lm_tokenizer(cfg.model)
 
 
-def _evaluator(cfg, task, tokenizer, model, folder: Path):
+def _evaluator(cfg, task, tokenizer, model, accelerator, folder: Path):
+    """Each rank decodes its share of the inputs; rank 0 writes the predictions and scores them, and every rank
+    gets the scores (they drive `select=best` everywhere)."""
     settings = GenerationConfig(**OmegaConf.to_container(cfg.generation, resolve=True))
 
     def evaluate() -> dict[str, float]:
@@ -39,10 +42,15 @@ def _evaluator(cfg, task, tokenizer, model, folder: Path):
         for split in task.eval_splits:
             rows = task.splits[split]
             prompts = prompt_ids(tokenizer, rows["context"], task.max_prompt_length)
-            predictions = generate(model, tokenizer, prompts, settings)
-            write_predictions(folder / "predictions", split, rows["context"], predictions, rows["references"])
-            seen = rows["seen"] if "seen" in rows.column_names else None
-            results.update(score_split(split, predictions, rows["references"], task.metrics, task.protocol, seen))
+            with accelerator.split_between_processes(prompts) as share:
+                decoded = generate(model, tokenizer, share, settings)
+            predictions = gather_object(decoded)  # contiguous shares in rank order: the inputs' order
+            scores = None
+            if accelerator.is_main_process:
+                write_predictions(folder / "predictions", split, rows["context"], predictions, rows["references"])
+                seen = rows["seen"] if "seen" in rows.column_names else None
+                scores = score_split(split, predictions, rows["references"], task.metrics, task.protocol, seen)
+            results.update(broadcast_object_list([scores])[0])
         return results
 
     return evaluate
@@ -58,7 +66,7 @@ def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
     smoothing = cfg.train.label_smoothing
     return Prepared(
         train_loader=loader,
-        evaluate=_evaluator(cfg, task, tokenizer, model, folder),
+        evaluate=_evaluator(cfg, task, tokenizer, model, accelerator, folder),
         loss=lambda logits, batch, views: lm_adamix_loss(logits, batch, views, weight, smoothing),
         num_views=2 if weight > 0 else 1,
     )
