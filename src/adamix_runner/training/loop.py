@@ -9,7 +9,6 @@ Not here: merging and the final evaluation (run.py), tokenization (tasks/).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -226,7 +225,9 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     with StopSignals() as signals:
         while state.global_step < steps:
             loader.set_epoch(state.epoch)
-            for batch in itertools.islice(loader, state.batches_done, None):
+            # A resumed epoch skips its done batches in the sampler: they are neither loaded nor collated.
+            batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+            for batch in batches:
                 loss = _step(run, batch, trainable)
                 state.batches_done += 1
                 samples += len(batch["labels"]) * accelerator.num_processes
