@@ -49,6 +49,23 @@ def require_hub(what: str, alternative: str) -> None:
         )
 
 
+def load_hub_dataset(hub_id: str, subset: str | None, offline_message: str):
+    """`datasets.load_dataset(hub_id, subset)`, from the local cache alone when the hub is unreachable; a cache
+    miss then raises OfflineError with `offline_message` (what to pass instead)."""
+    import datasets
+
+    reachable = hub_reachable()
+    try:
+        if reachable:
+            return datasets.load_dataset(hub_id, subset)
+        with offline_mode():
+            return datasets.load_dataset(hub_id, subset)
+    except Exception as err:
+        if reachable:
+            raise
+        raise OfflineError(offline_message) from err
+
+
 @contextmanager
 def offline_mode() -> Iterator[None]:
     """Within the block, `datasets` and `huggingface_hub` read their local caches and never touch the network.

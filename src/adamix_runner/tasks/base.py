@@ -121,13 +121,26 @@ def split_validation(splits: DatasetDict, fraction: float, seed: int) -> Dataset
     return DatasetDict({**splits, "train": parts["train"], "validation": parts["test"]})
 
 
-def _truncate(splits: DatasetDict, data_cfg) -> DatasetDict:
-    """The first n rows of each split, as HF run_glue's max_train_samples / max_eval_samples."""
+def truncate(splits: DatasetDict, data_cfg) -> DatasetDict:
+    """The first n rows of each split, as HF run_glue's max_train_samples / max_eval_samples; none may be empty."""
     out = {}
     for split, data in splits.items():
         limit = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
         out[split] = data.select(range(min(limit, len(data)))) if limit is not None else data
+        if len(out[split]) == 0:
+            raise UserError(f"{split} split is empty; give it rows (or raise data.max_*_samples above 0)")
     return DatasetDict(out)
+
+
+def check_primary_metric(task_cfg) -> None:
+    """`task.primary_metric` must name an evaluated split and a computed metric: `<split>/<metric>`."""
+    eval_splits = list(task_cfg.eval_splits)
+    metric_split, _, metric = task_cfg.primary_metric.partition("/")
+    if metric_split not in eval_splits or metric not in task_cfg.metrics:
+        raise UserError(
+            f"task.primary_metric={task_cfg.primary_metric!r} must be '<split>/<metric>' with a split of "
+            f"task.eval_splits {eval_splits} and a metric of task.metrics {list(task_cfg.metrics)}"
+        )
 
 
 def _check_labels(split: str, column: pa.ChunkedArray, num_labels: int) -> None:
@@ -157,18 +170,11 @@ def build(task_cfg, data_cfg, splits: DatasetDict, num_labels: int, label_names:
     absent = [s for s in ("train", *eval_splits) if s not in splits]
     if absent:
         raise UserError(f"split(s) {absent} not found; the data has {list(splits)}. Check task.eval_splits.")
-    metric_split, _, metric = task_cfg.primary_metric.partition("/")
-    if metric_split not in eval_splits or metric not in task_cfg.metrics:
-        raise UserError(
-            f"task.primary_metric={task_cfg.primary_metric!r} must be '<split>/<metric>' with a split of "
-            f"task.eval_splits {list(eval_splits)} and a metric of task.metrics {list(task_cfg.metrics)}"
-        )
+    check_primary_metric(task_cfg)
     text_fields = tuple(task_cfg.text_fields)
     label_type = Value("float32") if num_labels == 1 else ClassLabel(num_classes=num_labels, names=label_names)
     out = {}
-    for split, data in _truncate(splits, data_cfg).items():
-        if len(data) == 0:
-            raise UserError(f"{split} split is empty; give it rows (or raise data.max_*_samples above 0)")
+    for split, data in truncate(splits, data_cfg).items():
         table = data.with_format("arrow")[:]
         for field in text_fields:
             if table.column(field).null_count:

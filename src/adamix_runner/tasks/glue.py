@@ -12,8 +12,8 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, DatasetDict
 
-from adamix_runner.errors import OfflineError, UserError
-from adamix_runner.hub import hub_reachable, offline_mode
+from adamix_runner.errors import UserError
+from adamix_runner.hub import load_hub_dataset
 from adamix_runner.tasks.base import READERS, TaskData, build, files_in_dir, read_files, select_columns
 
 
@@ -31,21 +31,14 @@ def load(task_cfg, data_cfg) -> TaskData:
 
 def _from_hub(task_cfg) -> DatasetDict:
     """The hub data set, from the local `datasets` cache alone when the hub is unreachable."""
-    reachable = hub_reachable()
-    try:
-        if reachable:
-            return datasets.load_dataset(task_cfg.hub_id, task_cfg.subset)
-        with offline_mode():
-            return datasets.load_dataset(task_cfg.hub_id, task_cfg.subset)
-    except Exception as err:
-        if reachable:
-            raise
-        raise OfflineError(
-            f"GLUE {task_cfg.name} ({task_cfg.hub_id}, {task_cfg.subset}) is not in the local datasets cache "
-            f"and needs the Hugging Face hub, which is unreachable; pass "
-            f"task.data_dir=/path/to/glue/{task_cfg.subset} instead (files train.*, validation.* as "
-            f"{'/'.join(READERS)}, or a save_to_disk folder)"
-        ) from err
+    return load_hub_dataset(
+        task_cfg.hub_id,
+        task_cfg.subset,
+        f"GLUE {task_cfg.name} ({task_cfg.hub_id}, {task_cfg.subset}) is not in the local datasets cache "
+        f"and needs the Hugging Face hub, which is unreachable; pass "
+        f"task.data_dir=/path/to/glue/{task_cfg.subset} instead (files train.*, validation.* as "
+        f"{'/'.join(READERS)}, or a save_to_disk folder)",
+    )
 
 
 def _from_dir(data_dir: Path, wanted: list[str]) -> DatasetDict:

@@ -24,12 +24,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 from datasets import Dataset, DatasetDict
 
-from adamix_runner.errors import OfflineError, UserError
-from adamix_runner.hub import hub_reachable, offline_mode
-from adamix_runner.tasks.base import TaskData, _truncate
+from adamix_runner.errors import UserError
+from adamix_runner.hub import load_hub_dataset
+from adamix_runner.tasks.base import TaskData, check_primary_metric, truncate
 
 # LoRA E2E data's attribute names (prefix-tuning's conversion of the challenge MRs)
 E2E_KEYS = {"eatType": "Type", "priceRange": "price", "familyFriendly": "family friendly"}
@@ -156,20 +155,12 @@ def _from_files(task_cfg, family: Family, splits: list[str]) -> dict[str, list[d
 
 
 def _from_hub(task_cfg, family: Family, splits: list[str]) -> dict[str, list[dict]]:
-    reachable = hub_reachable()
-    try:
-        if reachable:
-            data = datasets.load_dataset(task_cfg.hub_id, task_cfg.subset)
-        else:
-            with offline_mode():
-                data = datasets.load_dataset(task_cfg.hub_id, task_cfg.subset)
-    except Exception as err:
-        if reachable:
-            raise
-        raise OfflineError(
-            f"{task_cfg.name} ({task_cfg.hub_id}) is not in the local datasets cache and the hub is unreachable; "
-            f"pass task.data_dir=/path/to/{task_cfg.name} (files {family.files}) instead"
-        ) from err
+    data = load_hub_dataset(
+        task_cfg.hub_id,
+        task_cfg.subset,
+        f"{task_cfg.name} ({task_cfg.hub_id}) is not in the local datasets cache and the hub is unreachable; "
+        f"pass task.data_dir=/path/to/{task_cfg.name} (files {family.files}) instead",
+    )
     return {s: [_hub_record(task_cfg.family, row) for row in data[family.hub_splits[s]]] for s in splits}
 
 
@@ -185,12 +176,7 @@ def _grouped(records: list[dict]) -> Dataset:
 def load(task_cfg, data_cfg) -> TaskData:
     family = FAMILIES[task_cfg.family]
     eval_splits = tuple(task_cfg.eval_splits)
-    metric_split, _, metric = task_cfg.primary_metric.partition("/")
-    if metric_split not in eval_splits or metric not in task_cfg.metrics:
-        raise UserError(
-            f"task.primary_metric={task_cfg.primary_metric!r} must be '<split>/<metric>' with a split of "
-            f"task.eval_splits {list(eval_splits)} and a metric of task.metrics {list(task_cfg.metrics)}"
-        )
+    check_primary_metric(task_cfg)
     unknown = sorted(set(("train", *eval_splits)) - set(family.files))
     if unknown:
         raise UserError(f"{task_cfg.name} has splits {sorted(family.files)}, not {unknown}")
@@ -198,10 +184,7 @@ def load(task_cfg, data_cfg) -> TaskData:
     records = _from_files(task_cfg, family, wanted) or _from_hub(task_cfg, family, wanted)
     pairs = [{"context": r["context"], "completion": ref} for r in records["train"] for ref in r["references"]]
     splits = DatasetDict({"train": Dataset.from_list(pairs), **{s: _grouped(records[s]) for s in eval_splits}})
-    splits = _truncate(splits, data_cfg)
-    empty = [s for s, d in splits.items() if len(d) == 0]
-    if empty:
-        raise UserError(f"{task_cfg.name}: split(s) {empty} are empty; give them rows (or raise data.max_*_samples)")
+    splits = truncate(splits, data_cfg)
     return TaskData(
         name=task_cfg.name,
         kind="generation",
