@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from adamix_runner.training.losses import symmetric_kl
+from adamix_runner.training.losses import combine, split_views, symmetric_kl
 
 IGNORE = -100
 
@@ -51,18 +50,11 @@ def lm_adamix_loss(
     the first view only, and the views are tied by `consistency_weight` × symmetric KL over the labelled tokens.
     """
     labels = batch["labels"]
-    if views not in (1, 2):
-        raise ValueError(f"views must be 1 or 2, got {views}")
-    if logits.shape[0] != views * labels.shape[0]:
-        raise ValueError(f"{views} view(s) need {views} x {labels.shape[0]} rows of logits, got {logits.shape[0]}")
-    logits = logits.float()  # once: both terms read the views' logits in float32
-    first = logits[: labels.shape[0]]
+    # float32 once: both terms read the views' logits
+    first, second = split_views(logits.float(), labels.shape[0], views)
     task = lm_loss(first, labels, label_smoothing)
-    if views == 1:
-        zero = torch.zeros((), device=logits.device)
-        return task, {"task_loss": task.detach(), "consistency_loss": zero}
-    first_next, targets = _shift(first, labels)
-    second_next = logits[labels.shape[0] :, :-1]
-    consistency = symmetric_kl(first_next, second_next, targets != IGNORE)
-    loss = task + consistency_weight * consistency
-    return loss, {"task_loss": task.detach(), "consistency_loss": consistency.detach()}
+    consistency = None
+    if second is not None:
+        first_next, targets = _shift(first, labels)
+        consistency = symmetric_kl(first_next, second[:, :-1], targets != IGNORE)
+    return combine(task, consistency, consistency_weight)

@@ -50,20 +50,30 @@ def adamix_loss(
     With two views, `logits` come from one forward over the duplicated batch ([2B, C]); as in the official code
     only the first view gets the task loss, and the two views are tied by the weighted symmetric KL.
     """
-    if num_views not in (1, 2):
-        raise ValueError(f"num_views must be 1 or 2, got {num_views}")
-    if logits.shape[0] != num_views * labels.shape[0]:
-        raise ValueError(
-            f"{num_views} view(s) need {num_views} x {labels.shape[0]} rows of logits, got {logits.shape[0]}"
-        )
-    if num_views == 1:
-        task = task_loss(logits, labels, num_labels, label_smoothing)
-        consistency = torch.zeros((), device=logits.device)
-        return task, {"task_loss": task.detach(), "consistency_loss": consistency}
-    first, second = logits.chunk(2)
+    first, second = split_views(logits, labels.shape[0], num_views)
     task = task_loss(first, labels, num_labels, label_smoothing)
-    consistency = symmetric_kl(first, second)
-    loss = task + consistency_weight * consistency
+    consistency = None if second is None else symmetric_kl(first, second)
+    return combine(task, consistency, consistency_weight)
+
+
+def split_views(logits: Tensor, batch_size: int, views: int) -> tuple[Tensor, Tensor | None]:
+    """The first view's rows and the second's (None with one view) of logits from a forward over stacked views."""
+    if views not in (1, 2):
+        raise ValueError(f"num_views must be 1 or 2, got {views}")
+    if logits.shape[0] != views * batch_size:
+        raise ValueError(f"{views} view(s) need {views} x {batch_size} rows of logits, got {logits.shape[0]}")
+    if views == 1:
+        return logits, None
+    first, second = logits.chunk(2)
+    return first, second
+
+
+def combine(task: Tensor, consistency: Tensor | None, weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """`task + weight x consistency` and its detached parts (tensors, so no host sync)."""
+    if consistency is None:
+        consistency = torch.zeros((), device=task.device)
+        return task, {"task_loss": task.detach(), "consistency_loss": consistency}
+    loss = task + weight * consistency
     return loss, {"task_loss": task.detach(), "consistency_loss": consistency.detach()}
 
 
