@@ -55,7 +55,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from adamix_runner.adaptation import head_state_dict
 from adamix_runner.adaptation.adapter import AdaptationLayer
 from adamix_runner.adaptation.apply import ROUTER_ATTR
-from adamix_runner.adaptation.lora import LoRALayer, features_of
+from adamix_runner.adaptation.lora import LoRALayer
 from adamix_runner.adaptation.methods import SPEC_ATTR
 from adamix_runner.adaptation.targets import head_modules
 
@@ -72,20 +72,6 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALayer]:
             + (f"; found other adaptation layers at {others[:3]}" if others else "")
         )
     return layers
-
-
-def _peft_factors(layer: LoRALayer) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B) of the merged layer in PEFT's layout (A [R, in], B [out, R]) with the K rows of c_attn zero."""
-    a, _ = layer.lora_A._mean()
-    b, _ = layer.lora_B._mean()
-    if layer.slices is None:
-        return a.detach(), b.detach()
-    out_features = features_of(layer.base)[1]
-    groups, rank = len(layer.slices), layer.rank
-    full_b = torch.zeros(out_features, groups * rank, dtype=b.dtype, device=b.device)
-    for g, ((start, stop), b_g) in enumerate(zip(layer.slices, b.chunk(groups, 0), strict=True)):
-        full_b[start:stop, g * rank : (g + 1) * rank] = b_g
-    return a.detach(), full_b
 
 
 def peft_lora_config(model: nn.Module, base_model_name_or_path: str | None = None) -> LoraConfig:
@@ -124,7 +110,7 @@ def export_peft_lora(
     layers = lora_layers(model)
     ours: dict[str, torch.Tensor] = {}
     for path, layer in layers.items():
-        ours[f"{path}.lora_A.weight"], ours[f"{path}.lora_B.weight"] = _peft_factors(layer)
+        ours[f"{path}.lora_A.weight"], ours[f"{path}.lora_B.weight"] = layer.merged_factors()  # PEFT's layout
     ours.update(head_state_dict(model))
     with torch.device("meta"):
         skeleton = type(model)(copy.deepcopy(model.config))

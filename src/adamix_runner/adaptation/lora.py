@@ -103,16 +103,24 @@ class LoRALayer(AdaptationLayer):
         return torch.cat(pieces, dim=-1)
 
     @torch.no_grad()
+    def merged_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The experts' means as one plain LoRA: Ā [groups·r, in] and a dense B̄ [out_total, groups·r] whose block
+        g maps slice g's rank rows into its output slice (zero elsewhere: the K rows of GPT-2's ``c_attn``)."""
+        a, _ = self.lora_A.merged()
+        b, _ = self.lora_B.merged()
+        if self.slices is None:
+            return a, b
+        out_features, groups = features_of(self.base)[1], len(self.slices)
+        full_b = torch.zeros(out_features, groups * self.rank, dtype=b.dtype, device=b.device)
+        for g, ((start, stop), b_g) in enumerate(zip(self.slices, b.chunk(groups, 0), strict=True)):
+            full_b[start:stop, g * self.rank : (g + 1) * self.rank] = b_g
+        return a, full_b
+
+    @torch.no_grad()
     def merged_weight_delta(self) -> torch.Tensor:
         """``s · B̄ · Ā`` as a dense [out_total, in] matrix (zero outside the slices), in nn.Linear layout."""
-        a, _ = self.lora_A._mean()
-        b, _ = self.lora_B._mean()
-        in_features, out_features = features_of(self.base)
-        full = torch.zeros(out_features, in_features, device=a.device, dtype=a.dtype)
-        slices = self.slices or ((0, out_features),)
-        for (start, stop), a_i, b_i in zip(slices, a.chunk(len(slices), 0), b.chunk(len(slices), 0), strict=True):
-            full[start:stop] = b_i @ a_i * self.scaling
-        return full
+        a, b = self.merged_factors()
+        return b @ a * self.scaling
 
     def adaptation_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         yield from self.lora_A.named_parameters(prefix="lora_A")
