@@ -338,15 +338,24 @@ def test_prefix_padding_does_not_leak_and_eval_cache_matches():
         with_pad = model(input_ids=padded, attention_mask=mask).logits
     torch.testing.assert_close(alone, with_pad, atol=1e-5, rtol=1e-5)
     with torch.enable_grad():
-        live = model(input_ids=ids).logits  # grad on: prefixes recomputed per layer slice
+        live = model(input_ids=ids).logits
     torch.testing.assert_close(live.detach(), alone)
-    encoder = next(m for m in model.modules() if isinstance(m, PrefixEncoder))
-    assert encoder._cached is not None
     perturb(model)
     load_adaptation_state_dict(model, adaptation_state_dict(model))
-    assert encoder._cached is None
     with torch.no_grad():
-        assert not torch.allclose(model(input_ids=ids).logits, alone)
+        assert not torch.allclose(model(input_ids=ids).logits, alone)  # no stale prefixes after a load
+
+
+def test_prefix_mlp_runs_once_per_forward_and_every_layer_gets_gradients():
+    model = adapted(bert(), method="prefix", prefix_length=3, prefix_hidden=8)
+    encoder = next(m for m in model.modules() if isinstance(m, PrefixEncoder))
+    calls = []
+    encoder.mlp.register_forward_hook(lambda *args: calls.append(1))
+    model(input_ids=IDS).logits.sum().backward()
+    model(input_ids=IDS).logits.sum()
+    assert len(calls) == 2
+    grad = encoder.mlp[2].weight.grad.view(encoder.num_layers, 2, encoder.hidden, -1)
+    assert all(grad[layer].abs().sum() > 0 for layer in range(encoder.num_layers))
 
 
 def test_prefix_encoder_is_registered_once():

@@ -6,10 +6,11 @@ of the output are layer i's key prefix and ``[(2i+1)·d, (2i+2)·d)`` its value 
 transformers 5 ``BertSelfAttention`` does, prepends the P prefix keys/values, extends the additive (eager) or
 boolean (sdpa) mask with P always-visible columns, and calls the same attention interface.
 
-Inference: only the MLP's output, the 2·L·P·d prefix keys/values, is used; the MLP is computed once and
-cached while gradients are off (invalidated by ``train()``, loading and device moves). The MLP stays in the
-saved adaptation state so that a saved folder reloads into a freshly applied model; ``#Param`` counts the
-2·L·P·d prefix (what the paper's prefix-tuning row counts at inference).
+The MLP runs once per model forward, when layer 0 asks for its prefix; the later layers read their slices of that
+output (per-layer slices of the last weight would each cost a weight-sized zero gradient). Inference: only the
+MLP's output, the 2·L·P·d prefix keys/values, is used. The MLP stays in the saved adaptation state so that a
+saved folder reloads into a freshly applied model; ``#Param`` counts the 2·L·P·d prefix (what the paper's
+prefix-tuning row counts at inference).
 
 GPT-2 is refused: its causal attention builds the mask (or sets ``is_causal``) for a key length equal to the
 query length, the KV cache interplays with generation, and GPT-2 LM support is not there yet; prepending keys
@@ -21,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.bert.modeling_bert import eager_attention_forward
@@ -48,40 +48,20 @@ class PrefixEncoder(AdaptationLayer):
         self.mlp = nn.Sequential(
             nn.Linear(hidden, mlp_hidden, **kw), nn.Tanh(), nn.Linear(mlp_hidden, 2 * num_layers * hidden, **kw)
         )
-        self._cached: torch.Tensor | None = None
+        self._prefixes: torch.Tensor | None = None  # this forward's [P, L, 2, d], computed at layer 0
 
     def layer_prefix(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer ``layer``'s key and value prefixes, each [P, d]."""
-        if not torch.is_grad_enabled():
-            if self._cached is None:
-                self._cached = self._compute(slice(None)).view(self.prefix_length, self.num_layers, 2, self.hidden)
-            return self._cached[:, layer, 0], self._cached[:, layer, 1]
-        rows = slice(2 * layer * self.hidden, (2 * layer + 2) * self.hidden)
-        kv = self._compute(rows)
-        return kv[:, : self.hidden], kv[:, self.hidden :]
-
-    def _compute(self, rows: slice) -> torch.Tensor:
-        first, act, last = self.mlp
-        h = act(first(self.embedding.weight))
-        return F.linear(h, last.weight[rows], last.bias[rows])
+        """Layer ``layer``'s key and value prefixes, each [P, d]; layer 0 (first in every forward) runs the MLP."""
+        if layer == 0 or self._prefixes is None:
+            out = self.mlp(self.embedding.weight)
+            self._prefixes = out.view(self.prefix_length, self.num_layers, 2, self.hidden)
+        return self._prefixes[:, layer, 0], self._prefixes[:, layer, 1]
 
     def adaptation_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         yield from self.named_parameters()
 
     def inference_numel(self) -> int:
         return 2 * self.num_layers * self.prefix_length * self.hidden
-
-    def train(self, mode: bool = True) -> PrefixEncoder:
-        self._cached = None
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):
-        self._cached = None
-        return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._cached = None
-        super()._load_from_state_dict(*args, **kwargs)
 
 
 class PrefixSelfAttention(nn.Module):
