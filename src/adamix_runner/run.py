@@ -223,7 +223,6 @@ def run(cfg: DictConfig) -> RunResult:
     if main:
         (folder / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
-    set_seed(cfg.seed)
     config = OmegaConf.to_container(cfg, resolve=True)
     kinds = [*cfg.logger.kinds, "jsonl"] if main else []
     tracker = build_tracker(kinds, folder, config, wandb_options=_wandb_options(cfg, folder))

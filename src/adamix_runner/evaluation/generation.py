@@ -38,7 +38,7 @@ class GeneratedNoRepeatNGram(NoRepeatNGramLogitsProcessor):
 
 def stop_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """EOS, plus the paragraph break when it is one token (GPT-2: [50256, 628])."""
-    eos = special_ids(tokenizer)[1]
+    eos = special_ids(tokenizer).eos
     paragraph = tokenizer.encode(PARAGRAPH, add_special_tokens=False)
     return [eos, paragraph[0]] if len(paragraph) == 1 and paragraph[0] != eos else [eos]
 
@@ -64,7 +64,7 @@ def generate(
     """
     model.eval()
     device = next(model.parameters()).device
-    stops, pad = stop_ids(tokenizer), special_ids(tokenizer)[2]
+    stops, pad = stop_ids(tokenizer), special_ids(tokenizer).pad
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     texts: dict[int, str] = {}
     for start in range(0, len(order), settings.batch_size):

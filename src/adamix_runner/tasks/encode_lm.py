@@ -10,6 +10,7 @@ query keeps the last `seq_len - eval_len`), left-padded so that every row's next
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from datasets import Dataset
@@ -19,13 +20,21 @@ from transformers import PreTrainedTokenizerBase
 IGNORE = -100
 
 
-def special_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int, int]:
-    """(separator, eos, pad): EOS serves as separator and, for tokenizers without one, as padding."""
+class SpecialIds(NamedTuple):
+    """The ids with a role in NLG: EOS ends a text and, as in the official code, separates the context from the
+    completion; it also pads for tokenizers without a pad token."""
+
+    separator: int
+    eos: int
+    pad: int
+
+
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError(f"{type(tokenizer).__name__} has no eos_token; NLG needs one to end and separate texts")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    return eos, eos, pad
+    return SpecialIds(separator=eos, eos=eos, pad=pad)
 
 
 def _tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
@@ -34,14 +43,14 @@ def _tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[li
 
 def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> Dataset:
     """(context, completion) rows -> input_ids and labels (no padding: the collator pads per batch)."""
-    sep, eos, _ = special_ids(tokenizer)
+    ids = special_ids(tokenizer)
 
     def tokenize(batch: dict) -> dict:
         contexts = _tokens(tokenizer, batch["context"])
         targets = _tokens(tokenizer, [" " + text for text in batch["completion"]])
         input_ids, labels = [], []
         for context, target in zip(contexts, targets, strict=True):
-            condition, completion = [*context, sep], [*target, eos]
+            condition, completion = [*context, ids.separator], [*target, ids.eos]
             input_ids.append((condition + completion)[:seq_len])
             labels.append(([IGNORE] * len(condition) + completion)[:seq_len])
         return {"input_ids": input_ids, "labels": labels}
@@ -66,15 +75,15 @@ def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, contexts: Sequence[str], max_prompt_length: int) -> list[list[int]]:
     """Generation prompts: context + separator, keeping the last `max_prompt_length` tokens."""
-    sep = special_ids(tokenizer)[0]
-    return [[*ids, sep][-max_prompt_length:] for ids in _tokens(tokenizer, contexts)]
+    separator = special_ids(tokenizer).separator
+    return [[*ids, separator][-max_prompt_length:] for ids in _tokens(tokenizer, contexts)]
 
 
 class LMCollator:
     """Right padding for training: pad ids in input_ids, 0 in attention_mask, -100 in labels."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase):
-        self.pad = special_ids(tokenizer)[2]
+        self.pad = special_ids(tokenizer).pad
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
