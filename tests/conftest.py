@@ -11,17 +11,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
-from adamix_runner.cli import CONFIG_DIR  # noqa: E402
+from adamix_runner.cli import compose_config  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def compose_config(*overrides: str):
-    """The config `adamix-run <overrides>` would run, composed from the package's conf/ tree."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.fixture

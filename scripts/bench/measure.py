@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable, Mapping
 
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.cli import compose_config
 from adamix_runner.models import load_tokenizer
 from adamix_runner.tasks import polarity
 from adamix_runner.training.batching import LengthGroupedSampler
@@ -78,9 +77,7 @@ def train_memory(model: nn.Module, params: list[nn.Parameter], step: Callable[[]
 
 def _tokenizer():
     """MiniLM's tokenizer (bert-base-uncased's vocabulary), installed with the package: no download."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["model=minilm"])
-    return load_tokenizer(cfg.model)
+    return load_tokenizer(compose_config("model=minilm").model)
 
 
 def corpus_lengths(max_len: int) -> dict[str, list[int]]:

@@ -13,13 +13,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-from hydra import compose, initialize_config_dir
 from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
 from adamix_runner.adaptation import AdaptationSpec, ExpertLinear, apply, merge, trainable_parameters
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.cli import compose_config
 from adamix_runner.export import fold_lora
 from adamix_runner.models import architecture_config
 from adamix_runner.training.loop import compile_model
@@ -67,8 +66,7 @@ def autocast(options: Options):
 
 def build_backbone(options: Options) -> nn.Module:
     """The backbone from its conf/model architecture block (model.pretrained=false: same shapes, no download)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={options.backbone}", "model.pretrained=false"])
+    cfg = compose_config(f"model={options.backbone}", "model.pretrained=false")
     torch.manual_seed(0)
     config = architecture_config(cfg.model, num_labels=NUM_LABELS)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation=options.attn)

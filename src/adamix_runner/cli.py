@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -23,6 +24,13 @@ CONFIG_DIR = str(Path(__file__).parent / "conf")
 EXIT_USER_ERROR = 2
 
 register_configs()
+
+
+def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
+    """The config `adamix-run <overrides>` would run, composed from the package's conf/ tree without running it
+    (tests, the benchmark); `with_hydra` keeps the `hydra` node (launcher settings)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.cli import compose_config
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 POINT = [
@@ -55,8 +54,7 @@ def test_local_parallel_preset_runs_points_in_parallel_processes(tmp_path):
 
 
 def test_slurm_preset_extends_submitit_with_one_gpu_per_point_and_requeue():
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    cfg = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", with_hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("gpu", 1, 1)
