@@ -15,19 +15,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import adamix_runner.conf
 from adamix_runner import sweep
 from adamix_runner.config import register_configs
 from adamix_runner.errors import UserError
 from adamix_runner.preflight import check_overrides
 
-CONFIG_DIR = str(Path(__file__).parent / "conf")
+CONFIG_DIR = str(Path(adamix_runner.conf.__file__).parent)
 EXIT_USER_ERROR = 2
 
 register_configs()
 
 
 def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
-    """The config `adamix-run <overrides>` would run, composed from the package's conf/ tree without running it
+    """The config `adamix-run <overrides>` would run, composed from the conf/ tree without running it
     (tests, the benchmark); `with_hydra` keeps the `hydra` node (launcher settings)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
