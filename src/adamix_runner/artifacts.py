@@ -5,7 +5,11 @@ Adapter folder layout (format 1):
                            their leading expert dimension ([M, out, in], [M, out]); M = 1 once merged
   head.safetensors         the classification head, trained with the adapter and always saved with it
   adapter_config.json      {"format": 1, "peft": {...}, "merged": bool, "num_experts": M saved, "model": {...},
-                           "task": {"name", "num_labels", "label_names"}}
+                           "task": {"name", "num_labels", "label_names"}, "experts": M unmerged or absent}
+  experts.safetensors      AdaMix runs saved merged only: the unmerged mixture (every expert, the layout of
+                           adaptation.safetensors before the merge), so that a finished run can be evaluated under
+                           another inference rule (random, fixed, ensemble: `adamix-evaluate`) without retraining;
+                           its mean over the expert dimension is adaptation.safetensors
 
 Full fine-tuning has no adapter: its run folder holds `model/` instead, the whole model as `save_pretrained`
 writes it (config.json + model.safetensors), which any transformers code loads, plus the same metadata as
@@ -33,6 +37,7 @@ from adamix_runner.errors import UserError
 
 ADAPTER_FORMAT = 1
 ADAPTER_CONFIG = "adapter_config.json"
+EXPERTS_FILE = "experts.safetensors"
 FULL_MODEL_CONFIG = "adamix_run.json"
 
 
@@ -60,10 +65,14 @@ def _contiguous(state):
     return {name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}
 
 
-def save_adapter(model, folder: Path, meta: dict[str, Any]) -> None:
-    """Adapter weights, head and config; the config is written last so that it marks a complete folder."""
+def save_adapter(model, folder: Path, meta: dict[str, Any], experts: dict | None = None) -> None:
+    """Adapter weights, head and config; the config is written last so that it marks a complete folder.
+
+    ``experts``: the unmerged adaptation state of a mixture that ``model`` holds merged (experts.safetensors)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_contiguous(adaptation_state_dict(model)), str(folder / "adaptation.safetensors"))
+    if experts is not None:
+        save_file(_contiguous(experts), str(folder / EXPERTS_FILE))
     save_file(_contiguous(head_state_dict(model)), str(folder / "head.safetensors"))
     write_json_atomic(folder / ADAPTER_CONFIG, {"format": ADAPTER_FORMAT, **meta})
 
@@ -87,10 +96,17 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def load_adapter(model, folder: Path) -> None:
-    """Strict load: every key and shape must match the model built from the same config."""
+def has_experts(saved: dict[str, Any], folder: Path) -> bool:
+    """Whether a merged adapter folder also keeps its unmerged experts (experts.safetensors)."""
+    return bool(saved.get("merged")) and "experts" in saved and (folder / EXPERTS_FILE).exists()
+
+
+def load_adapter(model, folder: Path, experts: bool = False) -> None:
+    """Strict load: every key and shape must match the model built from the same config; ``experts`` loads the
+    unmerged mixture (experts.safetensors) into a model built with every expert."""
+    weights = EXPERTS_FILE if experts else "adaptation.safetensors"
     try:
-        load_adaptation_state_dict(model, load_file(str(folder / "adaptation.safetensors")))
+        load_adaptation_state_dict(model, load_file(str(folder / weights)))
         load_head_state_dict(model, load_file(str(folder / "head.safetensors")))
     except (OSError, SafetensorError, ValueError) as error:
         raise UserError(f"Cannot load the adapter in {folder}: {error}") from error

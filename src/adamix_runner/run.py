@@ -20,7 +20,8 @@ from omegaconf.errors import InterpolationResolutionError
 
 import adamix_runner
 from adamix_runner import artifacts, tasks
-from adamix_runner.adaptation import apply, count_parameters, merge, trainable_parameters
+from adamix_runner.adaptation import adaptation_state_dict, apply, count_parameters, merge, trainable_parameters
+from adamix_runner.adaptation.spec import MIXTURE_METHODS
 from adamix_runner.config import adaptation_spec, check_resolvable, config_hash, run_dir, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
@@ -99,9 +100,11 @@ def _saved_adapter(cfg: DictConfig) -> dict[str, Any] | None:
 
 def build_model(cfg: DictConfig, num_labels: int, saved_folder: Path | None = None, saved: dict | None = None):
     """The task kind's backbone with the method installed -> (model, router, spec); given a saved run's folder
-    (``adapter/``, or ``model/`` for full fine-tuning) and its metadata, with the saved weights loaded. The one
-    place that rebuilds what a run trained, for training, eval_only and export alike."""
-    spec = adaptation_spec(cfg, saved and saved["num_experts"])
+    (``adapter/``, or ``model/`` for full fine-tuning) and its metadata, with the saved weights loaded (the unmerged
+    experts when ``peft.inference`` is not merge and the folder keeps them). The one place that rebuilds what a run
+    trained, for training, eval_only, evaluation under other inference rules and export alike."""
+    unmerged = saved is not None and cfg.peft.inference != "merge" and artifacts.has_experts(saved, saved_folder)
+    spec = adaptation_spec(cfg, saved and saved["experts" if unmerged else "num_experts"])
     full_model_saved = saved is not None and spec.method == "full"
     model_cfg = (
         OmegaConf.merge(cfg.model, {"path": str(saved_folder), "pretrained": True}) if full_model_saved else None
@@ -110,7 +113,7 @@ def build_model(cfg: DictConfig, num_labels: int, saved_folder: Path | None = No
     model = for_kind(tasks.kind(cfg.task)).load_model(cfg, num_labels, model_cfg=model_cfg)
     router = apply(model, spec, cfg.seed)
     if saved is not None and not full_model_saved:
-        artifacts.load_adapter(model, saved_folder)
+        artifacts.load_adapter(model, saved_folder, experts=unmerged)
     return model, router, spec
 
 
@@ -126,6 +129,13 @@ def _accelerator(cfg: DictConfig) -> Accelerator:
         gradient_accumulation_steps=cfg.train.grad_accum,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+
+
+def _unmerged_experts(model, spec) -> dict[str, torch.Tensor] | None:
+    """A mixture's experts before the merge, kept so that other inference rules can be evaluated later."""
+    if spec.method not in MIXTURE_METHODS or spec.num_experts == 1:
+        return None
+    return {name: tensor.clone() for name, tensor in adaptation_state_dict(model).items()}
 
 
 def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
@@ -156,6 +166,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         train(model, cfg.train, setup, tracker, progress=tracker.console)
     trained = time.perf_counter()
     merged = spec.inference == "merge"
+    experts = _unmerged_experts(model, spec) if merged else None
     if merged:
         merge(model)
     metrics = setup.evaluate()
@@ -167,12 +178,13 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         "num_experts": 1 if merged else spec.num_experts,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "task": {"name": task.name, "num_labels": task.num_labels, "label_names": task.label_names},
+        **({"experts": spec.num_experts} if experts is not None else {}),
     }
     if accelerator.is_main_process:
         if spec.method == "full":
             artifacts.save_full_model(model, folder / "model", meta)
         else:
-            artifacts.save_adapter(model, folder / "adapter", meta)
+            artifacts.save_adapter(model, folder / "adapter", meta, experts)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return _record(cfg, "completed", counts, metrics, timing)

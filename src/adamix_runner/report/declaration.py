@@ -1,0 +1,80 @@
+"""A table's declaration (conf/table/<id>.yaml, the contract in docs/ARCHITECTURE.md), read without Hydra.
+
+Keys read here: id, title, paper_table, kind (grid | inference), profiles.<name>.model, tasks, columns, average,
+seeds, recipes.<task>.source, rows (id, label, paper_row, match, source, recipe, not_run) and, for inference
+tables, from, rows_from, rules, random_eval_seeds. Other keys (the launch side's) are ignored.
+
+`columns` is keyed by task (`mnli: {metric, label}`); a table with several metrics of one task (E2E's BLEU, NIST,
+...) keys its columns by any id and names the task in each (`bleu: {task: e2e, metric: test/bleu, label: BLEU}`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+import adamix_runner.conf
+from adamix_runner.errors import UserError
+
+TABLE_DIR = Path(adamix_runner.conf.__file__).parent / "table"
+
+
+@dataclass(frozen=True)
+class Column:
+    id: str
+    task: str
+    metric: str | None  # None: the run's primary metric
+    label: str
+
+
+def table_ids(folder: Path | None = None) -> list[str]:
+    return sorted(path.stem for path in (folder or TABLE_DIR).glob("*.yaml"))
+
+
+def table_id(name: str) -> str:
+    """`table=1` means table1."""
+    return f"table{name}" if name.isdigit() else name
+
+
+def load(name: str, folder: Path | None = None) -> dict[str, Any]:
+    """The declaration of table `name` from `folder` (default: the installed conf/table/)."""
+    path = (folder or TABLE_DIR) / f"{table_id(name)}.yaml"
+    if not path.exists():
+        known = ", ".join(table_ids(folder)) or "none"
+        raise UserError(f"table={name}: no declaration {path}; declared tables: {known}.")
+    table = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    for key in ("id", "rows"):
+        if key not in table and not (key == "rows" and table.get("kind") == "inference"):
+            raise UserError(f"{path} has no `{key}` key (see the table contract in docs/ARCHITECTURE.md).")
+    return table
+
+
+def columns(table: dict[str, Any]) -> list[Column]:
+    """The report's columns, in the declaration's order; a task without a declared column reports its primary
+    metric."""
+    declared = table.get("columns") or {}
+    found = [
+        Column(key, spec.get("task", key), spec.get("metric"), spec.get("label", key))
+        for key, spec in declared.items()
+    ]
+    covered = {column.task for column in found}
+    found += [Column(task, task, None, task) for task in table.get("tasks", []) if task not in covered]
+    return found
+
+
+def profile_model(table: dict[str, Any], profile: str) -> str | None:
+    profiles = table.get("profiles") or {}
+    if profiles and profile not in profiles:
+        raise UserError(f"profile={profile} is not a profile of table {table['id']}: {', '.join(profiles)}.")
+    return (profiles.get(profile) or {}).get("model")
+
+
+def recipe_source(table: dict[str, Any], row: dict[str, Any], task: str) -> str:
+    """Where a cell's recipe comes from: the row's own source, or the task's recipe source for rows that use it."""
+    recipe = (table.get("recipes") or {}).get(task)
+    if row.get("recipe") == "none" or recipe is None:
+        return row.get("source", "")
+    return recipe.get("source", "")

@@ -1,0 +1,101 @@
+"""PNG figures with matplotlib's Agg backend (no display): the Figure 5 violin plot, the adapter_dim × num_experts
+heatmap of a sweep, and training curves from metrics.jsonl."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def violin(
+    samples: dict[str, list[float]],
+    merged: dict[str, float | None],
+    path: Path,
+    title: str,
+    paper: dict[str, tuple[float, float, float]] | None = None,
+) -> Path:
+    """One violin per task of the single random-routing evaluations, the merged AdaMix result as a red dot and,
+    where given, the paper's range (grey bar) and AdaMix value (black cross)."""
+    plt = _pyplot()
+    tasks = [task for task, values in samples.items() if values]
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(2.2 * max(len(tasks), 1), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=False):
+        values = samples[task]
+        if len(set(values)) > 1:
+            ax.violinplot(values, positions=[0], showmeans=True)
+        ax.scatter([0] * len(values), values, s=8, color="tab:blue", alpha=0.6, label="random routing")
+        if merged.get(task) is not None:
+            ax.scatter([0], [merged[task]], s=40, color="red", zorder=3, label="AdaMix (merged)")
+        if paper and task in paper:
+            low, high, adamix = paper[task]
+            ax.vlines(0.35, low, high, color="grey", linewidth=4, label="paper: random range")
+            ax.scatter([0.35], [adamix], marker="x", color="black", label="paper: AdaMix")
+        ax.set_xticks([])
+        ax.set_title(task)
+    axes[0][0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def heatmap(values: dict[tuple[int, int], float], path: Path, title: str, metric: str) -> Path:
+    """Mean metric per (adapter_dim, num_experts), the numbers written in the squares."""
+    plt = _pyplot()
+    dims = sorted({dim for dim, _ in values})
+    experts = sorted({m for _, m in values})
+    grid = [[values.get((dim, m), math.nan) for m in experts] for dim in dims]
+    fig, ax = plt.subplots(figsize=(1.2 * len(experts) + 2, 0.8 * len(dims) + 1.5))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            if not math.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white", fontsize=8)
+    ax.set_xticks(range(len(experts)), [str(m) for m in experts])
+    ax.set_yticks(range(len(dims)), [str(d) for d in dims])
+    ax.set_xlabel("peft.num_experts")
+    ax.set_ylabel("peft.adapter_dim")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label=metric)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, title: str, key: str) -> Path:
+    """One panel per task, one line per row (or run): `key` against the training step."""
+    plt = _pyplot()
+    names = [name for name, lines in panels.items() if any(lines.values())] or ["(no curves)"]
+    cols = min(len(names), 4)
+    fig, axes = plt.subplots(
+        math.ceil(len(names) / cols), cols, figsize=(3.2 * cols, 2.6 * math.ceil(len(names) / cols)), squeeze=False
+    )
+    for ax, name in zip(axes.flat, names, strict=False):
+        for label, points in panels.get(name, {}).items():
+            if points:
+                ax.plot([step for step, _ in points], [value for _, value in points], label=label, linewidth=1)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.set_ylabel(key, fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=6, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,89 @@
+"""Scan run folders: results.json, the config, metrics.jsonl and evaluations/*.json of every run under a root."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from adamix_runner.errors import UserError
+
+
+@dataclass
+class RunRecord:
+    folder: Path
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    primary_metric: str | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mtime: float = 0.0
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        return lookup(self.config, dotted, default)
+
+    def curve(self, key: str = "train/loss") -> list[tuple[int, float]]:
+        """(step, value) pairs of `key` from metrics.jsonl (training steps only)."""
+        path = self.folder / "metrics.jsonl"
+        if not path.exists():
+            return []
+        points = []
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if key in row and row.get("step", -1) >= 0:
+                points.append((row["step"], row[key]))
+        return points
+
+
+def lookup(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error}); remove or restore it.") from error
+
+
+def _config(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """results.json's resolved config, else the composed one (a failed run's record has none)."""
+    if "config" in record:
+        return record["config"]
+    composed = folder / ".hydra" / "config.yaml"
+    return OmegaConf.to_container(OmegaConf.load(composed), resolve=False) if composed.exists() else {}
+
+
+def load_run(results: Path) -> RunRecord:
+    folder = results.parent
+    record = _read(results)
+    evaluations = {path.stem: _read(path) for path in sorted((folder / "evaluations").glob("*.json"))}
+    return RunRecord(
+        folder=folder,
+        status=record.get("status", "unknown"),
+        config=_config(folder, record),
+        metrics=record.get("metrics", {}),
+        params=record.get("params", {}),
+        primary_metric=record.get("primary_metric"),
+        timing=record.get("timing", {}),
+        evaluations=evaluations,
+        mtime=results.stat().st_mtime,
+    )
+
+
+def scan(root: Path) -> list[RunRecord]:
+    """Every run under `root` (an output root with runs/, or any folder of run folders)."""
+    if not root.exists():
+        raise UserError(f"runs={root} does not exist; pass the output root of the runs (e.g. runs=outputs).")
+    base = root / "runs" if (root / "runs").is_dir() else root
+    return [load_run(path) for path in sorted(base.rglob("results.json"))]
