@@ -203,7 +203,7 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     assert sweep.heatmaps(runs) == {"": pytest.approx({(8, 1): 108.0, (8, 4): 408.0, (16, 1): 116.0, (16, 4): 416.0})}
     written = cli.run(["sweep", f"runs={root}", "name=dims"])
     assert [p.name for p in written] == ["dims.md", "dims.tex", "dims.csv", "dims-curves.png", "dims-heatmap.png"]
-    assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 0.81M | 10.0 |" in written[0].read_text()
+    assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in written[0].read_text()
     assert written[-1].stat().st_size > 5000
 
 

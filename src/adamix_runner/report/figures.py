@@ -80,15 +80,15 @@ def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, ti
     for ax, name in zip(axes.flat, names, strict=False):
         for label, points in panels.get(name, {}).items():
             if points:
-                ax.plot([step for step, _ in points], [value for _, value in points], label=label, linewidth=1)
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, label=label, linewidth=1, marker="." if len(points) < 20 else None)
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.set_ylabel(key, fontsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, fontsize=6, loc="lower right")
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, plt, path)

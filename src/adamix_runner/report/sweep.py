@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Any
 
 from adamix_runner.report.aggregate import Cell, scale
-from adamix_runner.report.paper import format_params
 from adamix_runner.report.render import Sheet
 from adamix_runner.report.runs import RunRecord
 
@@ -45,7 +44,18 @@ def groups(runs: list[RunRecord]) -> tuple[list[str], dict[tuple[str, ...], list
     for run in runs:
         flat = flatten(run.config)
         grouped[tuple(flat.get(key, "–") for key in keys)].append(run)
-    return keys, dict(sorted(grouped.items()))
+    return keys, dict(sorted(grouped.items(), key=lambda item: [_order(value) for value in item[0]]))
+
+
+def _order(value: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (8 before 16), then everything else as text."""
+    try:
+        number = json.loads(value)
+    except json.JSONDecodeError:
+        return (1, 0.0, value)
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        return (0, float(number), value)
+    return (1, 0.0, value)
 
 
 def cell(runs: list[RunRecord]) -> tuple[Cell, str]:
@@ -77,7 +87,7 @@ def sheet(name: str, runs: list[RunRecord]) -> tuple[Sheet, list[dict[str, Any]]
                 *(str(value) for value in shown),
                 metric,
                 found.format(),
-                "/".join(format_params(count) for count in params),
+                "/".join(f"{count:,}" for count in params),
                 f"{sum(train) / len(train):.1f}" if train else "",
             ]
         )
