@@ -89,6 +89,15 @@ def test_the_experts_rule_evaluates_every_single_expert_of_an_unmerged_run(train
     assert _evaluation(folder, "fixed-expert1")["metrics"] == pytest.approx(trained["fixed"].record["metrics"])
 
 
+def test_eval_only_under_another_rule_reads_the_kept_experts(trained, tmp_path):
+    from adamix_runner.cli import compose_config
+
+    adapter = trained["merge"].run_dir / "adapter"
+    overrides = [*TINY, "eval_only=true", f"adapter_path={adapter}", "peft.inference=fixed", "peft.fixed_expert=1"]
+    evaluated = run(compose_config(f"output_root={tmp_path}", "logger=none", *overrides))
+    assert evaluated.record["metrics"] == pytest.approx(trained["fixed"].record["metrics"], abs=1e-6)
+
+
 def test_runs_without_experts_or_not_adamix_are_refused_before_any_model_is_built(trained, tmp_path, capsys):
     no_experts = tmp_path / "no-experts"
     shutil.copytree(trained["merge"].run_dir, no_experts)
@@ -109,3 +118,18 @@ def test_runs_without_experts_or_not_adamix_are_refused_before_any_model_is_buil
     with pytest.raises(SystemExit):
         main([str(trained["merge"].run_dir), "--rules", "merge,vote"])
     assert "each rule must be one of merge, random, fixed, ensemble, experts" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_generation_runs_keep_each_rules_predictions_apart(compose_run):
+    e2e = ["task=e2e", f"task.data_dir={FIXTURES / 'nlg' / 'e2e'}", "model=tiny-gpt2", "peft=adamix_lora"]
+    fast = ["train.max_steps=2", "train.batch_size=4", "train.eval_every_epoch=false", "task.metrics=[bleu]"]
+    trained = run(compose_run(*e2e, *fast, "generation.num_beams=2", "generation.max_new_tokens=8"))
+    folder = trained.run_dir
+    own = (folder / "predictions" / "test.pred.txt").read_text()
+    evaluate_run(folder, ["merge", "random"])
+    assert _evaluation(folder, "merge")["metrics"] == trained.record["metrics"]
+    assert (folder / "evaluations" / "merge" / "predictions" / "test.pred.txt").read_text() == own
+    assert (folder / "evaluations" / "random-seed0" / "predictions" / "test.pred.txt").exists()
+    assert (folder / "predictions" / "test.pred.txt").read_text() == own
+    assert not (folder / "evaluations" / ".current").exists()

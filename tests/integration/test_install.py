@@ -41,6 +41,7 @@ def test_a_wheel_carries_the_conf_tree_and_finds_it_from_any_folder(tmp_path):
     shipped = {n.removeprefix("adamix_runner/conf/") for n in names if n.startswith("adamix_runner/conf/")}
     in_checkout = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     assert in_checkout <= shipped
+    assert "adamix_runner/report/paper_results.yaml" in names  # adamix-report's paper numbers are package data
 
     site = tmp_path / "site"
     subprocess.run(

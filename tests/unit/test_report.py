@@ -107,6 +107,17 @@ def test_cells_aggregate_seeds_of_their_row_task_and_profile_model(runs):
     assert smoke.rows[0].cells["mrpc"].format() == "missing"
 
 
+def test_eval_only_runs_are_not_cells_and_rows_without_match_are_refused(runs):
+    evaluation = make_run(runs / "elsewhere", "rte", "adamix", 0, metrics=acc(0.99))
+    record = json.loads((evaluation / "results.json").read_text())
+    record["config"]["eval_only"] = True
+    (evaluation / "results.json").write_text(json.dumps(record))
+    assert grid.build(TABLE, scan(runs)).rows[0].cells["rte"].values[0] == pytest.approx(80.0)
+    broken = {**TABLE, "rows": [{"id": "lost", "label": "Lost"}]}
+    with pytest.raises(Exception, match="row lost: no `match`"):
+        grid.build(broken, scan(runs))
+
+
 def test_the_average_is_per_seed_over_complete_columns_and_the_paper_is_beside_it(runs):
     adamix, lora, _ = grid.build(TABLE, scan(runs)).rows
     assert adamix.average.values == pytest.approx({0: 85.0, 1: 86.5, 2: 89.5})
@@ -203,7 +214,9 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     assert sweep.heatmaps(runs) == {"": pytest.approx({(8, 1): 108.0, (8, 4): 408.0, (16, 1): 116.0, (16, 4): 416.0})}
     written = cli.run(["sweep", f"runs={root}", "name=dims"])
     assert [p.name for p in written] == ["dims.md", "dims.tex", "dims.csv", "dims-curves.png", "dims-heatmap.png"]
-    assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in written[0].read_text()
+    md = written[0].read_text()
+    assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in md
+    assert md.index("| 8 | 1 |") < md.index("| 8 | 4 |") < md.index("| 16 | 1 |")  # numbers in numeric order
     assert written[-1].stat().st_size > 5000
 
 

@@ -79,8 +79,8 @@ def _violin(table: grid.Table, decl: dict, out: Path) -> Path | None:
         samples[column.label] = values
         stats = merge_row.cells[column.id].stats if merge_row else None
         merged[column.label] = stats.mean if stats else None
-    ranges = (paper_data.load().get("figure5", {}).get("models") or {}).get(table.model or "", {})
-    paper = {c.label: (*ranges[c.task]["random"], ranges[c.task]["adamix"]) for c in table.columns if c.task in ranges}
+    readings = {c.label: paper_data.figure5(table.model, c.task, c.metric) for c in table.columns}
+    paper = {label: (*entry["random"], entry["adamix"]) for label, entry in readings.items() if entry}
     title = f"{table.id}: random routing ({seeds} eval seeds per run) vs merged (red)"
     return figures.violin(samples, merged, out / f"{table.id}-violin.png", title, paper or None)
 

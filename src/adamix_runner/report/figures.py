@@ -26,11 +26,13 @@ def violin(
     """One violin per task of the single random-routing evaluations, the merged AdaMix result as a red dot and,
     where given, the paper's range (grey bar) and AdaMix value (black cross)."""
     plt = _pyplot()
-    tasks = [task for task, values in samples.items() if values]
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(2.2 * max(len(tasks), 1), 3.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=False):
-        values = samples[task]
-        if len(set(values)) > 1:
+    tasks = list(samples) or ["(no tasks)"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(2.2 * len(tasks), 6), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        values = samples.get(task, [])
+        if not values:
+            ax.text(0.5, 0.5, "not evaluated", ha="center", transform=ax.transAxes, fontsize=8)
+        elif len(set(values)) > 1:
             ax.violinplot(values, positions=[0], showmeans=True)
         ax.scatter([0] * len(values), values, s=8, color="tab:blue", alpha=0.6, label="random routing")
         if merged.get(task) is not None:
@@ -41,7 +43,9 @@ def violin(
             ax.scatter([0.35], [adamix], marker="x", color="black", label="paper: AdaMix")
         ax.set_xticks([])
         ax.set_title(task)
-    axes[0][0].legend(fontsize=6, loc="lower left")
+    labelled = [ax for ax in axes[0] if ax.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[0].legend(fontsize=6, loc="lower left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, plt, path)

@@ -57,8 +57,11 @@ def _same(ours: Any, wanted: Any) -> bool:
 
 
 def matches(run: RunRecord, match: dict[str, Any], task: str, model: str | None) -> bool:
-    """The row's match keys, the task and the profile's model (seed apart) identify a cell's runs."""
+    """The row's match keys, the task and the profile's model (seed apart) identify a cell's runs; eval_only runs
+    (an evaluation of another run's adapter) are never a cell's run."""
     if run.get("task.name") != task or (model is not None and run.get("model.name") != model):
+        return False
+    if run.get("eval_only"):
         return False
     return all(_same(run.get(key), value) for key, value in (match or {}).items())
 
@@ -126,6 +129,8 @@ def _source(table: dict, row: dict, task: str) -> str:
 def _row(spec: dict, label: str, table: dict, columns: list[Column], runs, model, seeds: int, value: Value) -> Row:
     result = Row(id=spec["id"], label=label, cells={}, sources={})
     result.not_run = spec.get("not_run")
+    if not result.not_run and not spec.get("match"):
+        raise UserError(f"table {table['id']}, row {spec['id']}: no `match` (the config keys that find its runs).")
     for column in columns:
         if result.not_run:
             result.cells[column.id], result.sources[column.id] = Cell(note="not run"), ""
@@ -147,9 +152,8 @@ def _add_paper(row: Row, table: dict, columns: list[Column], paper_row: dict | N
 
 
 def _figure5_paper(row: Row, rule: str, columns: list[Column], model: str | None) -> None:
-    data = (paper.load().get("figure5", {}).get("models") or {}).get(model or "", {})
     for column in columns:
-        entry = data.get(column.task)
+        entry = paper.figure5(model, column.task, column.metric)
         if entry is not None:
             low, high = entry["random"]
             row.paper[column.id] = (

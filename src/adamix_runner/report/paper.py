@@ -54,6 +54,14 @@ def value(paper_row: dict[str, Any] | None, task: str, metric: str) -> float | N
     return paper_row["results"].get(task, {}).get(metric.split("/")[-1])
 
 
+def figure5(model: str | None, task: str, metric: str | None) -> dict[str, Any] | None:
+    """Figure 5's reading for `model` and `task` ({"random": [low, high], "adamix": value}), when the column
+    reports the metric the figure shows."""
+    figure = load()["figure5"]
+    entry = (figure["models"].get(model or "") or {}).get(task)
+    return entry if entry and (metric or "").split("/")[-1] == figure["metrics"][task] else None
+
+
 def format_params(count: int | None, decimals: int = 2) -> str:
     """A parameter count the way the paper prints it: 811,392 -> 0.8M (one decimal) or 0.81M (two)."""
     return "" if count is None else f"{count / 1e6:.{decimals}f}M"
