@@ -165,7 +165,7 @@ def test_the_report_writes_md_csv_tex_and_curves(runs, tmp_path, monkeypatch):
     assert written[0].parent == runs / "reports"
     md = written[0].read_text()
     assert "| AdaMix | 0.8M | 82.00 ± 2.00 (3)* | 92.00 ± 2.65 (3) | 87.00 ± 2.29 (3) | ours+paper |" in md
-    assert "|   paper | 0.8M | 89.20 | 91.90 | 89.90 |  |" in md
+    assert "|   paper | 0.8M | 89.2 | 91.9 | 89.9 |  |" in md
     assert "|   Δ (ours − paper) |  | -7.20 | +0.10 | -2.90 |  |" in md
     assert "| UniPELT |  | not run | not run | incomplete | not run: no UniPELT method |" in md
     assert "recipe of RTE: ours: LoRA-repo stand-in" in md
@@ -260,3 +260,23 @@ def test_declared_tables_name_rows_of_the_papers_data():
         table = declaration.load(name)
         for row in table.get("rows") or []:
             paper.row(table.get("paper_table"), row.get("paper_row"))
+
+
+def test_also_metrics_become_columns_and_inference_rows_may_name_their_rule():
+    table = {
+        "columns": {
+            "qqp": {"metric": "validation/accuracy", "also": ["validation/f1"], "label": "QQP"},
+            "e2e": {"metric": "test/bleu", "also": ["test/nist"], "label": "BLEU"},
+        }
+    }
+    found = [(c.id, c.task, c.metric, c.label) for c in declaration.columns(table)]
+    assert found == [
+        ("qqp", "qqp", "validation/accuracy", "QQP"),
+        ("qqp:f1", "qqp", "validation/f1", "QQP F1"),
+        ("e2e", "e2e", "test/bleu", "BLEU"),
+        ("e2e:nist", "e2e", "test/nist", "NIST"),
+    ]
+    assert paper.value(paper.row("table1", "AdaMix"), "qqp", "validation/f1") == 89.8
+    declared = {"rows": [{"id": "m", "label": "Weight averaging", "rule": "merge"}], "rules": ["random"]}
+    assert grid.rules(declared) == [("merge", "Weight averaging")]
+    assert grid.rules({"rules": ["random"]}) == [("random", "random routing")]

@@ -52,14 +52,38 @@ def load(name: str, folder: Path | None = None) -> dict[str, Any]:
     return table
 
 
+METRIC_LABELS = {
+    **{"accuracy": "Acc", "f1": "F1", "matthews": "Mcc", "pearson": "Pearson", "spearman": "Spearman"},
+    **{"bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "ROUGE-L", "cider": "CIDEr", "ter": "TER"},
+}
+
+
+def _also(key: str, spec: dict[str, Any]) -> list[Column]:
+    """A column's `also` metrics (QQP's F1 beside its accuracy, E2E's NIST ... beside BLEU) as columns of their
+    own, `<column>:<metric>`; the average counts the main column only."""
+    main = spec.get("label", key)
+    main_is_metric = main == METRIC_LABELS.get((spec.get("metric") or "").split("/")[-1])
+    extra = []
+    for metric in spec.get("also") or []:
+        name = METRIC_LABELS.get(metric.split("/")[-1], metric.split("/")[-1])
+        extra.append(
+            Column(
+                f"{key}:{metric.split('/')[-1]}",
+                spec.get("task", key),
+                metric,
+                name if main_is_metric else f"{main} {name}",
+            )
+        )
+    return extra
+
+
 def columns(table: dict[str, Any]) -> list[Column]:
-    """The report's columns, in the declaration's order; a task without a declared column reports its primary
-    metric."""
-    declared = table.get("columns") or {}
-    found = [
-        Column(key, spec.get("task", key), spec.get("metric"), spec.get("label", key))
-        for key, spec in declared.items()
-    ]
+    """The report's columns, in the declaration's order, each followed by its `also` metrics; a task without a
+    declared column reports its primary metric."""
+    found = []
+    for key, spec in (table.get("columns") or {}).items():
+        found.append(Column(key, spec.get("task", key), spec.get("metric"), spec.get("label", key)))
+        found += _also(key, spec)
     covered = {column.task for column in found}
     found += [Column(task, task, None, task) for task in table.get("tasks", []) if task not in covered]
     return found

@@ -30,6 +30,7 @@ class Row:
     label: str
     cells: dict[str, Cell]
     sources: dict[str, str]  # column id -> where the cell's recipe comes from
+    own_source: str = ""  # the row's own "ours: ..." source, which overrides the tasks' recipes
     params: list[int] = field(default_factory=list)  # our params.inference (distinct values)
     paper: dict[str, float | str | None] = field(default_factory=dict)
     paper_params: str | None = None
@@ -127,7 +128,8 @@ def _source(table: dict, row: dict, task: str) -> str:
 
 
 def _row(spec: dict, label: str, table: dict, columns: list[Column], runs, model, seeds: int, value: Value) -> Row:
-    result = Row(id=spec["id"], label=label, cells={}, sources={})
+    own = spec.get("source", "")
+    result = Row(id=spec["id"], label=label, cells={}, sources={}, own_source=own if own.startswith("ours") else "")
     result.not_run = spec.get("not_run")
     if not result.not_run and not spec.get("match"):
         raise UserError(f"table {table['id']}, row {spec['id']}: no `match` (the config keys that find its runs).")
@@ -203,6 +205,14 @@ def _table(table: dict, columns: list[Column], model: str | None, seeds: int) ->
     )
 
 
+def rules(table: dict) -> list[tuple[str, str]]:
+    """(rule, label) per row of an inference table: its `rows` with a `rule` each, else its `rules` list."""
+    declared = [row for row in table.get("rows") or [] if "rule" in row]
+    if declared:
+        return [(row["rule"], row.get("label", row["rule"])) for row in declared]
+    return [(rule, RULE_LABELS.get(rule, rule)) for rule in table.get("rules", list(RULE_LABELS))]
+
+
 def _build_inference(table: dict, runs: list[RunRecord], profile: str, seeds: int | None) -> Table:
     if "from" not in table:
         raise UserError(f"inference table {table['id']} has no `from` (the table whose runs it evaluates).")
@@ -217,8 +227,8 @@ def _build_inference(table: dict, runs: list[RunRecord], profile: str, seeds: in
     result = _table(table, columns, model, n_seeds)
     result.notes.append(f"runs of {source['id']}, evaluated under each rule by adamix-evaluate (evaluations/*.json)")
     for spec in (row for row in source["rows"] if row["id"] in chosen):
-        for rule in table.get("rules", list(RULE_LABELS)):
-            label = f"{spec.get('label', spec['id'])}: {RULE_LABELS.get(rule, rule)}"
+        for rule, rule_label in rules(table):
+            label = rule_label if len(chosen) == 1 else f"{spec.get('label', spec['id'])}: {rule_label}"
             value = rule_value(rule, table.get("random_eval_seeds"))
             row = _row({**spec, "id": f"{spec['id']}:{rule}"}, label, source, columns, runs, model, n_seeds, value)
             if table.get("paper_table") == "figure5":

@@ -20,9 +20,9 @@ def load() -> dict[str, Any]:
 
 
 def normalize(label: str) -> str:
-    """Labels compare without the paper's source markers (†, ◇), case and spacing: "UniPELT (AP)" finds
-    "UNIPELT (AP)†"."""
-    return re.sub(r"\s+", " ", label.replace("†", "").replace("◇", "")).strip().lower()
+    """Labels compare without the paper's source markers (†, ◇), parentheses, case and spacing: "UniPELT (AP)"
+    finds "UNIPELT (AP)†", "Pfeiffer Adapter 3.0M" finds "Pfeiffer Adapter† (3.0M)"."""
+    return re.sub(r"\s+", " ", re.sub(r"[†◇()]", "", label)).strip().lower()
 
 
 def rows(table: str) -> dict[str, dict[str, Any]]:

@@ -24,10 +24,9 @@ class Sheet:
     notes: list[str] = field(default_factory=list)
 
 
-def _number(value: float | str | None, digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    return value if isinstance(value, str) else f"{value:.{digits}f}"
+def _number(value: float | str | None) -> str:
+    """A paper number as printed (90.2, 8.62, 55.37)."""
+    return "–" if value is None else str(value)
 
 
 def _signed(value: float | None) -> str:
@@ -57,10 +56,12 @@ def sheet(table: Table) -> Sheet:
         average = [row.average.format() if row.average else "–"] if with_average else []
         rows.append([row.label, params, *ours, *average, _recipe(row)])
         if any(value is not None for value in row.paper.values()):
-            paper = [_number(row.paper.get(c.id), 2) for c in table.columns]
+            paper = [_number(row.paper.get(c.id)) for c in table.columns]
             rows.append(
                 ["  paper", row.paper_params or "", *paper, *([_number(row.paper_average)] * with_average), ""]
             )
+            if all(cell.stats is None for cell in row.cells.values()):
+                continue
             diffs = [_signed(_diff(row, c.id)) for c in table.columns]
             avg_diff = [_signed(difference(row.average.stats if row.average else None, row.paper_average))]
             rows.append(["  Δ (ours − paper)", "", *diffs, *(avg_diff * with_average), ""])
@@ -81,15 +82,20 @@ def _diff(row: Row, column: str) -> float | None:
 
 
 def _recipe_notes(table: Table) -> list[str]:
-    seen: dict[str, list[str]] = {}
+    """Where the recipes come from: a row's own source, else the tasks' recipes (each source once)."""
+    by_row: dict[str, list[str]] = {}
+    by_task: dict[str, list[str]] = {}
     for row in table.rows:
+        if row.own_source:
+            by_row.setdefault(row.own_source, []).append(row.label)
+            continue
         for column in table.columns:
-            source = row.sources[column.id]
-            if source:
-                seen.setdefault(source, [])
-                if column.label not in seen[source]:
-                    seen[source].append(column.label)
-    return [f"recipe of {', '.join(labels)}: {source}" for source, labels in seen.items()]
+            source = row.sources.get(column.id) or ""
+            labels = by_task.setdefault(source, [])
+            if source and column.label not in labels:
+                labels.append(column.label)
+    notes = [f"recipe of {', '.join(labels)}: {source}" for source, labels in by_task.items() if source and labels]
+    return notes + [f"recipe of the rows {'; '.join(labels)}: {source}" for source, labels in by_row.items()]
 
 
 def records(table: Table) -> list[dict[str, Any]]:
