@@ -66,7 +66,7 @@ def sheet(table: Table) -> Sheet:
             avg_diff = [_signed(difference(row.average.stats if row.average else None, row.paper_average))]
             rows.append(["  Δ (ours − paper)", "", *diffs, *(avg_diff * with_average), ""])
     notes = [
-        f"ours: mean ± sample std (n seeds) of seeds 0..{table.seeds - 1}"
+        f"ours: mean ± sample std (n seeds) of seed{f's 0..{table.seeds - 1}' if table.seeds > 1 else ' 0'}"
         + (f", model {table.model}" if table.model else "")
         + "; a word where a cell has no value (missing: no run; failed; not run: no method)",
         f"{OURS_MARK}: the cell's recipe is ours, not the paper's (Recipe column: paper / ours)",
