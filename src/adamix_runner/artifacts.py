@@ -89,8 +89,14 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
 
 def load_adapter(model, folder: Path) -> None:
     """Strict load: every key and shape must match the model built from the same config."""
-    try:
-        load_adaptation_state_dict(model, load_file(str(folder / "adaptation.safetensors")))
-        load_head_state_dict(model, load_file(str(folder / "head.safetensors")))
-    except (OSError, SafetensorError, ValueError) as error:
-        raise UserError(f"Cannot load the adapter in {folder}: {error}") from error
+    for name, load in (
+        ("adaptation.safetensors", load_adaptation_state_dict),
+        ("head.safetensors", load_head_state_dict),
+    ):
+        try:
+            load(model, load_file(str(folder / name)))
+        except (OSError, SafetensorError, ValueError) as error:
+            raise UserError(
+                f"Cannot load the adapter in {folder}: {folder / name} is missing, corrupt or does not fit this "
+                f"model ({error}); restore it from the run, or retrain."
+            ) from error
