@@ -221,6 +221,13 @@ def validate(cfg: DictConfig) -> None:
     if attention and "/" not in attention:
         _choice(attention, ATTENTION_CHOICES, "model.attn_implementation")
     _require(train.num_workers >= 0, f"train.num_workers must be >= 0, got {train.num_workers}.")
+    for key in ("eval_every_steps", "checkpoint_every_steps", "max_grad_norm", "weight_decay"):
+        _require(train[key] >= 0, f"train.{key} must be >= 0 (0 turns it off), got {train[key]}.")
+    _require(train.log_every_steps >= 1, f"train.log_every_steps must be >= 1, got {train.log_every_steps}.")
+    _require(train.adam_epsilon > 0, f"train.adam_epsilon must be > 0, got {train.adam_epsilon}.")
+    fraction = cfg.task.validation_fraction
+    _require(0 < fraction < 1, f"task.validation_fraction must be in (0, 1), got {fraction}.")
+    _require(cfg.generation.batch_size >= 1, f"generation.batch_size must be >= 1, got {cfg.generation.batch_size}.")
     for kind in cfg.logger.kinds:
         _choice(kind, LOGGER_KINDS, "logger.kinds")
     _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")

@@ -51,6 +51,9 @@ def _source(model_cfg) -> str:
         path = Path(model_cfg.path)
         if not path.exists():
             raise UserError(f"model.path={model_cfg.path} does not exist; pass the folder that holds config.json.")
+        if not (path / "config.json").is_file() and path.suffix != ".gguf":  # a .gguf file: models_lm.py
+            what = "a folder without config.json" if path.is_dir() else "a file"
+            raise UserError(f"model.path={model_cfg.path} is {what}; pass the folder that holds config.json.")
         return str(path)
     return model_cfg.hub_id
 

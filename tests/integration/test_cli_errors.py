@@ -67,6 +67,13 @@ def _cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["data.max_seq_length=100000"], "data.max_seq_length=100000 is longer than model=minilm can embed (512"),
         (["model=tiny-roberta", "data.max_seq_length=513"], "(512 positions)"),
         (["task=e2e", "model=tiny-bert"], "use a causal LM"),
+        (["task.eval_splits=validation"], "task.eval_splits expects a list like [a,b] of strings, got 'validation'."),
+        (["logger.kinds=console"], "logger.kinds expects a list like [a,b] of strings, got 'console'."),
+        (["train.log_every_steps=0"], "train.log_every_steps must be >= 1, got 0."),
+        (["train.eval_every_steps=-1"], "train.eval_every_steps must be >= 0 (0 turns it off), got -1."),
+        (["train.checkpoint_every_minutes=-1"], "train.checkpoint_every_minutes must be >= 0"),
+        (["task.validation_fraction=2"], "task.validation_fraction must be in (0, 1), got 2.0."),
+        (["generation.batch_size=0"], "generation.batch_size must be >= 1, got 0."),
     ]
 
 
