@@ -125,3 +125,22 @@ def test_train_values_come_from_the_yaml_alone():
     assert set(yaml) == {field.name for field in fields}
     composed = compose_config().train
     assert OmegaConf.to_container(composed) == OmegaConf.to_container(yaml)
+
+
+@pytest.mark.parametrize("method", ["adamix", "adamix_lora", "lora", "houlsby", "pfeiffer", "prefix", "bitfit"])
+def test_one_training_forward_gives_every_trainable_parameter_a_gradient(method):
+    """What DDP without find_unused_parameters needs: undrawn experts get a zero gradient, not None."""
+    from adamix_runner.adaptation import trainable_parameters
+    from adamix_runner.run import build_model
+
+    cfg = compose_config("model=tiny-bert", f"peft={method}")
+    model, router, _ = build_model(cfg, num_labels=2)
+    model.train()
+    batch = {"input_ids": torch.randint(0, 1000, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long)}
+    views = 2 if method.startswith("adamix") else 1
+    with router.views(views):
+        logits = model(**{key: torch.cat([value] * views) for key, value in batch.items()}).logits
+    logits.square().sum().backward()
+    params = trainable_parameters(model)
+    assert params
+    assert [name for name, param in params if param.grad is None] == []
