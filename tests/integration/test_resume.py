@@ -122,7 +122,10 @@ def test_overwrite_with_a_kept_checkpoint_trains_afresh_with_a_new_metrics_file(
     ]
 
 
-@pytest.mark.parametrize(("minutes", "expected"), [(1e-9, [1, 2, 3]), (0, []), (15, [])])
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [(1e-9, [1, 2, 3]), pytest.param(0, [], marks=pytest.mark.slow), pytest.param(15, [], marks=pytest.mark.slow)],
+)
 def test_checkpoints_by_the_clock(compose_run, minutes, expected):
     cfg = compose_run(
         *ACCUMULATING,

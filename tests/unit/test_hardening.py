@@ -127,7 +127,14 @@ def test_train_values_come_from_the_yaml_alone():
     assert OmegaConf.to_container(composed) == OmegaConf.to_container(yaml)
 
 
-@pytest.mark.parametrize("method", ["adamix", "adamix_lora", "lora", "houlsby", "pfeiffer", "prefix", "bitfit"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "adamix",
+        "adamix_lora",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("lora", "houlsby", "prefix", "bitfit")),
+    ],
+)
 def test_one_training_forward_gives_every_trainable_parameter_a_gradient(method):
     """What DDP without find_unused_parameters needs: undrawn experts get a zero gradient, not None."""
     from adamix_runner.adaptation import trainable_parameters
