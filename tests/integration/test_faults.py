@@ -64,10 +64,11 @@ def _assert_same_result(folder: Path, reference) -> None:
     record = json.loads((folder / "results.json").read_text())
     assert record["status"] == "completed"
     assert record["metrics"] == reference.record["metrics"]
-    ours = load_file(folder / "adapter" / "adaptation.safetensors")
-    theirs = load_file(reference.run_dir / "adapter" / "adaptation.safetensors")
-    assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+    for name in ("adaptation.safetensors", "head.safetensors"):
+        ours = load_file(folder / "adapter" / name)
+        theirs = load_file(reference.run_dir / "adapter" / name)
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
 def _run_to_end(root: Path) -> Path:

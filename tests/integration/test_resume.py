@@ -45,7 +45,9 @@ def _signal_at_micro_batch(number: int):
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(folder / "adapter" / "adaptation.safetensors")
+    """The saved adapter and the classification head (both train, both resume)."""
+    head = {f"head/{key}": value for key, value in load_file(folder / "adapter" / "head.safetensors").items()}
+    return {**load_file(folder / "adapter" / "adaptation.safetensors"), **head}
 
 
 def _assert_equal_weights(ours: dict, theirs: dict) -> None:
