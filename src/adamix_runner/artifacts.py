@@ -104,9 +104,14 @@ def has_experts(saved: dict[str, Any], folder: Path) -> bool:
 def load_adapter(model, folder: Path, experts: bool = False) -> None:
     """Strict load: every key and shape must match the model built from the same config; ``experts`` loads the
     unmerged mixture (experts.safetensors) into a model built with every expert."""
-    weights = EXPERTS_FILE if experts else "adaptation.safetensors"
-    try:
-        load_adaptation_state_dict(model, load_file(str(folder / weights)))
-        load_head_state_dict(model, load_file(str(folder / "head.safetensors")))
-    except (OSError, SafetensorError, ValueError) as error:
-        raise UserError(f"Cannot load the adapter in {folder}: {error}") from error
+    for name, load in (
+        (EXPERTS_FILE if experts else "adaptation.safetensors", load_adaptation_state_dict),
+        ("head.safetensors", load_head_state_dict),
+    ):
+        try:
+            load(model, load_file(str(folder / name)))
+        except (OSError, SafetensorError, ValueError) as error:
+            raise UserError(
+                f"Cannot load the adapter in {folder}: {folder / name} is missing, corrupt or does not fit this "
+                f"model ({error}); restore it from the run, or retrain."
+            ) from error

@@ -13,13 +13,13 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import adamix_runner.conf
 from adamix_runner import sweep
 from adamix_runner.config import register_configs
 from adamix_runner.errors import UserError
-from adamix_runner.preflight import check_overrides
+from adamix_runner.preflight import check_overrides, check_writable, output_root
 
 CONFIG_DIR = str(Path(adamix_runner.conf.__file__).parent)
 EXIT_USER_ERROR = 2
@@ -57,9 +57,24 @@ def _main(cfg: DictConfig) -> float | None:
     return result.record.get("metrics", {}).get(cfg.task.primary_metric)
 
 
+def _drop_rejected(arguments: list[str]) -> list[str]:
+    """Check the overrides; in a sweep (`-m`), wrong values leave the sweep and are reported as failed points."""
+    rejected = check_overrides(arguments, Path(CONFIG_DIR))
+    if not rejected:
+        return arguments
+    if not {"-m", "--multirun"} & set(arguments):
+        raise UserError(rejected[0].message)
+    sweep.reject([(f"{r.argument.partition('=')[0]}={r.value}", r.message) for r in rejected])
+    kept = {r.argument: r.kept for r in rejected}
+    return [kept.get(argument, argument) for argument in arguments]
+
+
 def main() -> None:
     try:
-        check_overrides(sys.argv[1:], Path(CONFIG_DIR))
+        sys.argv[1:] = _drop_rejected(sys.argv[1:])
+        root = output_root(sys.argv[1:], OmegaConf.load(Path(CONFIG_DIR) / "config.yaml").output_root)
+        if root is not None:
+            check_writable(root)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
+from adamix_runner.adaptation.targets import PREFIX_TARGETS
 from adamix_runner.errors import UserError
 
 SELECT_CHOICES = ("last", "best")
@@ -29,7 +30,7 @@ ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", 
 # Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
 # DataLoader workers resumes the same run).
 UNHASHED_KEYS = ("seed", "logger", "output_root", "overwrite")
-UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps")
+UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps", "checkpoint_every_minutes")
 
 
 @dataclass
@@ -82,32 +83,35 @@ class PeftConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 3
-    max_steps: int = 0
-    lr: float = 4e-4
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    grad_accum: int = 1
-    weight_decay: float = 0.1
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0
-    eval_every_epoch: bool = True
-    eval_every_steps: int = 0
-    select: str = "last"
-    log_every_steps: int = 10
-    mixed_precision: str = "no"
-    cpu: bool = False
-    checkpoint_every_steps: int = 0
-    keep_last_checkpoints: int = 1
-    keep_checkpoint: bool = False
-    skip_nonfinite: bool = False
-    label_smoothing: float = 0.0
-    warmup_steps: int = 0
-    adam_epsilon: float = 1e-8
-    decay_all: bool = False
-    group_by_length: bool = False
-    num_workers: int = 0
-    compile: bool = False
+    """The types of `train.*`; the values live in conf/train/default.yaml alone (one source of truth)."""
+
+    epochs: int = MISSING
+    max_steps: int = MISSING
+    lr: float = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    grad_accum: int = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    max_grad_norm: float = MISSING
+    eval_every_epoch: bool = MISSING
+    eval_every_steps: int = MISSING
+    select: str = MISSING
+    log_every_steps: int = MISSING
+    mixed_precision: str = MISSING
+    cpu: bool = MISSING
+    checkpoint_every_steps: int = MISSING
+    checkpoint_every_minutes: float = MISSING
+    keep_last_checkpoints: int = MISSING
+    keep_checkpoint: bool = MISSING
+    skip_nonfinite: bool = MISSING
+    label_smoothing: float = MISSING
+    warmup_steps: int = MISSING
+    adam_epsilon: float = MISSING
+    decay_all: bool = MISSING
+    group_by_length: bool = MISSING
+    num_workers: int = MISSING
+    compile: bool = MISSING
 
 
 @dataclass
@@ -217,6 +221,13 @@ def validate(cfg: DictConfig) -> None:
     if attention and "/" not in attention:
         _choice(attention, ATTENTION_CHOICES, "model.attn_implementation")
     _require(train.num_workers >= 0, f"train.num_workers must be >= 0, got {train.num_workers}.")
+    for key in ("eval_every_steps", "checkpoint_every_steps", "max_grad_norm", "weight_decay"):
+        _require(train[key] >= 0, f"train.{key} must be >= 0 (0 turns it off), got {train[key]}.")
+    _require(train.log_every_steps >= 1, f"train.log_every_steps must be >= 1, got {train.log_every_steps}.")
+    _require(train.adam_epsilon > 0, f"train.adam_epsilon must be > 0, got {train.adam_epsilon}.")
+    fraction = cfg.task.validation_fraction
+    _require(0 < fraction < 1, f"task.validation_fraction must be in (0, 1), got {fraction}.")
+    _require(cfg.generation.batch_size >= 1, f"generation.batch_size must be >= 1, got {cfg.generation.batch_size}.")
     for kind in cfg.logger.kinds:
         _choice(kind, LOGGER_KINDS, "logger.kinds")
     _require(train.lr > 0, f"train.lr must be > 0, got {train.lr}.")
@@ -225,6 +236,11 @@ def validate(cfg: DictConfig) -> None:
     _require(
         train.keep_last_checkpoints >= 1,
         f"train.keep_last_checkpoints must be >= 1, got {train.keep_last_checkpoints}.",
+    )
+    _require(
+        train.checkpoint_every_minutes >= 0,
+        f"train.checkpoint_every_minutes must be >= 0 (0: no checkpoints by the clock), "
+        f"got {train.checkpoint_every_minutes}.",
     )
     _require(train.grad_accum >= 1, f"train.grad_accum must be >= 1, got {train.grad_accum}.")
     _require(train.epochs >= 0 and train.max_steps >= 0, "train.epochs and train.max_steps must be >= 0.")
@@ -253,15 +269,36 @@ def validate(cfg: DictConfig) -> None:
 
 ENCODER_ONLY = ("bert", "roberta", "xlm-roberta")
 GENERATION_FAMILIES = ("e2e", "webnlg", "dart")
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2}  # positions held back for the padding index
+
+
+def max_positions(architecture) -> int | None:
+    """The longest sequence a model embeds, from its YAML architecture (None when the YAML does not say)."""
+    architecture = architecture or {}
+    positions = architecture.get("max_position_embeddings") or architecture.get("n_positions")
+    return positions and positions - POSITION_OFFSET.get(architecture.get("model_type"), 0)
 
 
 def _check_model_fits_task(cfg: DictConfig) -> None:
-    """A generation task needs a causal LM; the YAML's architecture names the model type without a download."""
-    model_type = (cfg.model.architecture or {}).get("model_type")
+    """Model, task and method must go together; the YAML's architecture names the model type and its positions
+    without a download."""
+    architecture = cfg.model.architecture or {}
+    model_type = architecture.get("model_type")
     if cfg.task.family in GENERATION_FAMILIES and model_type in ENCODER_ONLY:
         raise UserError(
             f"task={cfg.task.name} generates text, but model={cfg.model.name} is an encoder-only {model_type}; "
             "use a causal LM: model=gpt2-medium, model=gpt2, model=tiny-gpt2 or model=smollm2."
+        )
+    if cfg.peft.method == "prefix" and model_type is not None and model_type not in PREFIX_TARGETS:
+        raise UserError(
+            f"peft=prefix is implemented for BERT/RoBERTa encoders only, and model={cfg.model.name} is a "
+            f"{model_type}; for it use peft=lora, peft=adamix_lora, peft=adapter or peft=adamix."
+        )
+    positions = max_positions(architecture)
+    if positions and cfg.data.max_seq_length > positions:
+        raise UserError(
+            f"data.max_seq_length={cfg.data.max_seq_length} is longer than model={cfg.model.name} can embed "
+            f"({positions} positions); set data.max_seq_length={positions} or less."
         )
 
 

@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import logging
+import re
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from adamix_runner import hub
+from adamix_runner.adaptation.targets import HEAD_MODULES
 from adamix_runner.errors import UserError
+
+_REPORT_ROW = re.compile(r"^([\w.]+)\s*\|\s*([A-Z]+)\b")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_HEADS = {head for heads in HEAD_MODULES.values() for head in heads}
+
+
+def expected_load_report(message: str) -> bool:
+    """A LOAD REPORT that only lists the classification head as MISSING: the head a fine-tuning run initialises
+    on purpose. Any other row (a missing backbone weight, an unexpected or mismatched key) is a real warning."""
+    if "LOAD REPORT" not in message:
+        return False
+    rows = [_REPORT_ROW.match(line) for line in _ANSI.sub("", message).splitlines()]
+    rows = [row.groups() for row in rows if row and row.group(2) != "Status"]
+    return bool(rows) and all(status == "MISSING" and key.split(".")[0] in _HEADS for key, status in rows)
+
+
+class _DropExpectedReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not expected_load_report(record.getMessage())
+
+
+@contextmanager
+def _quiet_head_report():
+    """transformers' loading logger, without the report of the newly initialised head (it keeps real ones)."""
+    logger, quiet = logging.getLogger("transformers.modeling_utils"), _DropExpectedReport()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _source(model_cfg) -> str:
@@ -18,6 +51,9 @@ def _source(model_cfg) -> str:
         path = Path(model_cfg.path)
         if not path.exists():
             raise UserError(f"model.path={model_cfg.path} does not exist; pass the folder that holds config.json.")
+        if not (path / "config.json").is_file() and path.suffix != ".gguf":  # a .gguf file: models_lm.py
+            what = "a folder without config.json" if path.is_dir() else "a file"
+            raise UserError(f"model.path={model_cfg.path} is {what}; pass the folder that holds config.json.")
         return str(path)
     return model_cfg.hub_id
 
@@ -50,15 +86,16 @@ def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrain
     """The sequence-classification model with a fresh head; `on_meta` builds shapes only (dry runs)."""
     if model_cfg.pretrained:
         source = _source(model_cfg)
-        return _from_hub_or_cache(
-            AutoModelForSequenceClassification.from_pretrained,
-            source,
-            f"model '{source}'",
-            "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
-            num_labels=num_labels,
-            trust_remote_code=model_cfg.trust_remote_code,
-            **attention_kwargs(model_cfg),
-        )
+        with _quiet_head_report():
+            return _from_hub_or_cache(
+                AutoModelForSequenceClassification.from_pretrained,
+                source,
+                f"model '{source}'",
+                "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
+                num_labels=num_labels,
+                trust_remote_code=model_cfg.trust_remote_code,
+                **attention_kwargs(model_cfg),
+            )
     config = architecture_config(model_cfg, num_labels=num_labels)
     with torch.device("meta") if on_meta else nullcontext():
         return AutoModelForSequenceClassification.from_config(config, **attention_kwargs(model_cfg))

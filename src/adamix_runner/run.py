@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import time
@@ -111,10 +112,24 @@ def build_model(cfg: DictConfig, num_labels: int, saved_folder: Path | None = No
     )
     set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
     model = for_kind(tasks.kind(cfg.task)).load_model(cfg, num_labels, model_cfg=model_cfg)
-    router = apply(model, spec, cfg.seed)
+    try:
+        router = apply(model, spec, cfg.seed)
+    except ValueError as error:  # a method this architecture lacks (a model.path whose type the YAML does not name)
+        raise UserError(f"peft={spec.method} cannot be applied to model={cfg.model.name}: {error}") from error
     if saved is not None and not full_model_saved:
         artifacts.load_adapter(model, saved_folder, experts=unmerged)
     return model, router, spec
+
+
+def _check_sequence_length(cfg: DictConfig, tokenizer) -> None:
+    """The tokenizer knows the model's limit where the YAML does not (a model.path); a longer sequence would crash
+    at the first long example, mid-run. transformers' sentinel for "no limit" is a huge number."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is not None and limit < 1e6 and cfg.data.max_seq_length > limit:
+        raise UserError(
+            f"data.max_seq_length={cfg.data.max_seq_length} is longer than model={cfg.model.name} takes "
+            f"({limit} tokens); set data.max_seq_length={limit} or less."
+        )
 
 
 def _on_cpu(cfg: DictConfig) -> bool:
@@ -143,6 +158,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     pipeline = for_kind(tasks.kind(cfg.task))  # a missing optional dependency fails before the data loads
     task = tasks.load(cfg.task, cfg.data)
     tokenizer = pipeline.load_tokenizer(cfg)
+    _check_sequence_length(cfg, tokenizer)
     saved = _saved_adapter(cfg)
     model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
     counts = count_parameters(model)
@@ -162,8 +178,9 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         primary_metric=cfg.task.primary_metric,
         checkpoint_dir=folder / "checkpoint",
     )
+    resumed_from = None
     if not cfg.eval_only:
-        train(model, cfg.train, setup, tracker, progress=tracker.console)
+        resumed_from = train(model, cfg.train, setup, tracker, progress=tracker.console).resumed_from
     trained = time.perf_counter()
     merged = spec.inference == "merge"
     experts = _unmerged_experts(model, spec) if merged else None
@@ -187,7 +204,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
             artifacts.save_adapter(model, folder / "adapter", meta, experts)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    return _record(cfg, "completed", counts, metrics, timing)
+    return {**_record(cfg, "completed", counts, metrics, timing), "resumed_from": resumed_from}
 
 
 def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
@@ -202,6 +219,13 @@ def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
     }
 
 
+def _start_afresh(folder: Path) -> None:
+    """overwrite=true: no checkpoint to continue (a kept final one would skip training) and a new metrics.jsonl.
+    results.json and the saved adapter stay until this run replaces them, so a failure loses no completed result."""
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    (folder / "metrics.jsonl").unlink(missing_ok=True)
+
+
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
     """Mark a point that failed (a sweep's bad value, a crash) without touching a completed result; a config that
     does not resolve names no folder, and only the sweep's report records it."""
@@ -212,7 +236,8 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
     previous = artifacts.read_json(folder / "results.json")
     if previous is None or previous.get("status") != "completed":
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
-        artifacts.write_json_atomic(folder / "results.json", failure)
+        with contextlib.suppress(OSError):  # an unwritable folder: the error itself is what the user sees
+            artifacts.write_json_atomic(folder / "results.json", failure)
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -228,13 +253,19 @@ def run(cfg: DictConfig) -> RunResult:
     folder = run_dir(cfg)
     previous = artifacts.read_json(folder / "results.json")
     if previous and previous["status"] == "completed" and not cfg.overwrite:
-        if "console" in cfg.logger.kinds:
-            print(f"already completed: {folder} (overwrite=true runs it again)")
+        print(f"already completed: {folder} (overwrite=true runs it again)")
         return RunResult("completed", folder, previous)
     main = PartialState(cpu=_on_cpu(cfg)).is_main_process  # under torchrun, files and logs come from rank 0
+    if main and cfg.overwrite:
+        _start_afresh(folder)
     if main:
-        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+        try:
+            (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+        except OSError as error:
+            raise UserError(
+                f"the run folder {folder} cannot be written ({error}); pass output_root=<a writable folder>."
+            ) from error
     config = OmegaConf.to_container(cfg, resolve=True)
     kinds = [*cfg.logger.kinds, "jsonl"] if main else []
     tracker = build_tracker(kinds, folder, config, wandb_options=_wandb_options(cfg, folder))

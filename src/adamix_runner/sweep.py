@@ -18,6 +18,15 @@ from hydra.experimental.callback import Callback
 
 FAILURES_ENV = "ADAMIX_SWEEP_FAILURES"
 _failed_sweep: list[dict[str, Any]] = []
+_rejected: list[dict[str, Any]] = []
+
+
+def reject(values: list[tuple[str, str]]) -> None:
+    """Sweep values that the preflight refused (`key=value`, message): the sweep runs without them, and the report
+    lists each as failed (every point that would have had it; those points get no run folder)."""
+    _rejected[:] = [
+        {"overrides": [override, "(every point with this value)"], "error": msg} for override, msg in values
+    ]
 
 
 def record_failure(overrides: list[str], error: BaseException) -> None:
@@ -41,6 +50,7 @@ class SweepReport(Callback):
         os.close(handle)
         os.environ[FAILURES_ENV] = path
         _failed_sweep.clear()
+        Path(path).write_text("".join(json.dumps(record) + "\n" for record in _rejected))
 
     def on_multirun_end(self, config, **kwargs) -> None:
         path = Path(os.environ.pop(FAILURES_ENV, ""))

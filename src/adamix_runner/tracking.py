@@ -30,6 +30,8 @@ from rich.tree import Tree
 from adamix_runner.errors import UserError
 
 TRAIN_PREFIX = "train/"
+# The console leaves these to the progress bar and to the "resumed from" line that the loop prints itself.
+QUIET_PREFIXES = (TRAIN_PREFIX, "resumed/")
 
 
 class Tracker(Protocol):
@@ -126,7 +128,7 @@ class Console:
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         """Evaluation metrics as one line; training steps are the progress bar's business."""
-        shown = {key: value for key, value in metrics.items() if not key.startswith(TRAIN_PREFIX)}
+        shown = {key: value for key, value in metrics.items() if not key.startswith(QUIET_PREFIXES)}
         if shown:
             where = f"step {step}" if step >= 0 else "final"
             self.console.print(f"{where}: " + "  ".join(f"{k} {_format(v)}" for k, v in shown.items()))

@@ -40,6 +40,9 @@ def _cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     wide = _csv(tmp_path, "wide.csv", "text,label\nnice film,5\nbad film,0\n")
     empty = _csv(tmp_path, "empty.csv", "text,label\n")
     broken = _csv(tmp_path, "broken.parquet", "this is not parquet")
+    zero = _csv(tmp_path, "zero.jsonl", "")
+    folder = tmp_path / "a-folder.csv"
+    folder.mkdir()
     mrpc = ["task=mrpc", f"task.data_dir={MRPC_DIR}", *TINY]
     return [
         (["task=mrcp"], "unknown task 'mrcp'; choose one of: cola,"),
@@ -77,6 +80,10 @@ def _cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([*local, f"task.data_files.train={wide}", "task.num_labels=2"], "outside 0..1 for num_labels=2"),
         ([*local, f"task.data_files.train={empty}"], "empty"),
         ([*local, f"task.data_files.train={broken}"], "broken.parquet"),
+        ([*local, f"task.data_files.train={zero}"], f"train data file {zero} is empty (0 bytes)"),
+        ([*local, f"task.data_files.train={folder}"], f"train data file {folder} is a folder, not a file"),
+        ([*mrpc, "model=bert-base", f"model.path={good}"], f"model.path={good} is a file; pass the folder"),
+        ([*mrpc, "model=bert-base", f"model.path={tmp_path}"], "is a folder without config.json"),
         (["task=mrpc", f"task.data_dir={tmp_path}/no-glue", *TINY], "no-glue"),
         ([*mrpc, "task.primary_metric=validation/bleu"], "task.primary_metric='validation/bleu'"),
         ([*mrpc, "model=bert-base", "model.path=/no/such/model"], "model.path=/no/such/model does not exist"),
@@ -117,7 +124,7 @@ def test_a_tampered_adapter_is_refused_with_the_file_named(compose_run):
         "eval_only=true",
         f"adapter_path={weights.parent}",
     )
-    assert "Cannot load the adapter in" in message
+    assert f"Cannot load the adapter in {weights.parent}: {weights} is missing, corrupt" in message
 
 
 MISSING_PACKAGE = "${pkg_path:no_such_pkg,model}"  # a model package that is not installed

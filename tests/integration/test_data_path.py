@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from adamix_runner.run import run
@@ -34,11 +35,15 @@ def test_workers_and_eager_attention_keep_the_pinned_losses(compose_run):
     assert _train_losses(result.run_dir) == pytest.approx(PINNED, abs=1e-5)
 
 
-def test_workers_do_not_change_the_run_folder(compose_run):
-    without = run(compose_run(*MRPC, *SHORT))
-    with_workers = run(compose_run(*MRPC, *SHORT, "train.num_workers=2"))
-    assert with_workers.run_dir == without.run_dir
-    assert with_workers.record == without.record
+def test_workers_do_not_change_the_run_folder(compose_run, tmp_path):
+    """Two roots: in one root the second command would only report the first one's result."""
+    without = run(compose_run(*MRPC, *SHORT, f"output_root={tmp_path / 'without'}"))
+    with_workers = run(compose_run(*MRPC, *SHORT, "train.num_workers=2", f"output_root={tmp_path / 'with'}"))
+    assert with_workers.run_dir.relative_to(tmp_path / "with") == without.run_dir.relative_to(tmp_path / "without")
+    assert with_workers.record["metrics"] == without.record["metrics"]
+    assert _train_losses(with_workers.run_dir) == _train_losses(without.run_dir)
+    reference, from_workers = _adapter(without.run_dir), _adapter(with_workers.run_dir)
+    assert all(torch.equal(reference[key], from_workers[key]) for key in reference)
 
 
 def test_length_grouping_is_seeded_and_changes_the_batch_order(compose_run, tmp_path):

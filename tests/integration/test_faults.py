@@ -64,10 +64,11 @@ def _assert_same_result(folder: Path, reference) -> None:
     record = json.loads((folder / "results.json").read_text())
     assert record["status"] == "completed"
     assert record["metrics"] == reference.record["metrics"]
-    ours = load_file(folder / "adapter" / "adaptation.safetensors")
-    theirs = load_file(reference.run_dir / "adapter" / "adaptation.safetensors")
-    assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+    for name in ("adaptation.safetensors", "head.safetensors"):
+        ours = load_file(folder / "adapter" / name)
+        theirs = load_file(reference.run_dir / "adapter" / name)
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
 def _run_to_end(root: Path) -> Path:
@@ -164,16 +165,24 @@ def test_skip_nonfinite_skips_the_bad_step_and_completes(compose_run, monkeypatc
     assert all(torch.isfinite(t).all() for t in weights.values())
 
 
-def test_a_full_disk_fails_clearly_before_writing_a_checkpoint(compose_run, monkeypatch):
-    cfg = compose_run(*TRAINING[:-3], "train.epochs=2")
-    real = checkpoint.shutil.disk_usage
+def test_a_full_disk_fails_clearly_and_leaves_the_previous_checkpoint_intact(compose_run, monkeypatch):
+    cfg = compose_run(
+        *TRAINING[:-3], "train.epochs=2", "train.checkpoint_every_steps=2", "train.keep_last_checkpoints=1"
+    )
+    real, calls = checkpoint.shutil.disk_usage, {"n": 0}
 
-    def full_disk(path):
+    def full_from_the_second_checkpoint(path):
+        calls["n"] += 1
         usage = real(path)
-        return usage._replace(free=1024)
+        return usage if calls["n"] == 1 else usage._replace(free=1024)
 
-    monkeypatch.setattr(checkpoint.shutil, "disk_usage", full_disk)
-    with pytest.raises(UserError, match="not enough free disk space for a checkpoint"):
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", full_from_the_second_checkpoint)
+    with pytest.raises(
+        UserError, match=r"not enough free disk space for a checkpoint.*previous checkpoints are intact"
+    ):
         run(cfg)
-    folder = run_module.run_dir(cfg)
-    assert not list((folder / "checkpoint").glob("step-*"))
+    folder = run_module.run_dir(cfg) / "checkpoint"
+    assert [d.name for d in folder.iterdir()] == ["step-00000002"]
+    kept = checkpoint.load_checkpoint(folder / "step-00000002")
+    assert kept is not None and kept.progress["global_step"] == 2
+    assert all(torch.isfinite(t).all() for t in kept.trainable.values())

@@ -106,8 +106,74 @@ def test_dry_run_plans_the_papers_param_column(compose_run, model, peft, extra, 
     assert json.loads((planned.run_dir / "results.json").read_text())["status"] == "planned"
 
 
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml")))
-def test_every_experiment_builds_a_plan(compose_run, experiment):
-    planned = run(compose_run(f"experiment={experiment}", "model.pretrained=false", "dry_run=true"))
+# Counts from the shapes (L layers of width d), not from the code's output. Adapter (down d*r+r, up r*d+d) after
+# each FFN, share=up: M down-projections train, one up. LoRA on GPT-2's fused c_attn, q and v: A [2r, d],
+# B [2d, r] (grouped); AdaMix-LoRA trains M A's and one B. Merged inference keeps one of each.
+GPT2_M, BERT_BASE, ROBERTA_LARGE = (24, 1024), (12, 768), (24, 1024)
+
+
+def _adapter(shape, r, experts=1):
+    layers, d = shape
+    return layers * (experts * (d * r + r) + r * d + d)
+
+
+def _gpt2_lora(r, experts=1):
+    layers, d = GPT2_M
+    return layers * (experts * 2 * r * d + 2 * d * r)
+
+
+HEAD_BERT = 768 * 3 + 3  # BertForSequenceClassification: classifier over the pooled output, 3 MNLI labels
+HEAD_ROBERTA = 1024 * 1024 + 1024 + 1024 * 3 + 3  # RobertaClassificationHead: dense + out_proj
+NLG = {"seed": 110, "lr": 2e-4, "batch_size": 8, "adam_epsilon": 1e-6, "decay_all": True, "max_grad_norm": 0.0}
+EXPERIMENTS = {
+    # name: (trainable, inference, backbone, settings from the official scripts)
+    "mnli_bert_base": (
+        _adapter(BERT_BASE, 48, 4) + HEAD_BERT,
+        _adapter(BERT_BASE, 48),
+        109_482_240,
+        {"lr": 4e-4, "epochs": 40, "batch_size": 64, "num_experts": 4, "select": "best"},
+    ),
+    "mnli_roberta_large": (
+        _adapter(ROBERTA_LARGE, 16, 4) + HEAD_ROBERTA,
+        _adapter(ROBERTA_LARGE, 16),
+        354_310_144,
+        {"lr": 3e-4, "epochs": 20, "batch_size": 64, "num_experts": 4},
+    ),
+}
+for _task, _epochs, _warmup, _smoothing in (
+    ("e2e", 20, 2000, 0.1),
+    ("webnlg", 25, 2500, 0.1),
+    ("dart", 20, 2000, 0.0),
+):
+    _common = {**NLG, "epochs": _epochs, "warmup_steps": _warmup, "label_smoothing": _smoothing}
+    EXPERIMENTS[f"{_task}_gpt2_medium_adamix"] = (
+        _adapter(GPT2_M, 8, 8),
+        _adapter(GPT2_M, 8),
+        354_823_168,
+        {**_common, "num_experts": 8, "adapter_dim": 8, "consistency_weight": 100.0},
+    )
+    EXPERIMENTS[f"{_task}_gpt2_medium_adamix_lora"] = (
+        _gpt2_lora(4, 8),
+        _gpt2_lora(4),
+        354_823_168,
+        {**_common, "num_experts": 8, "lora_rank": 4, "lora_alpha": 32.0, "consistency_weight": 100.0},
+    )
+    _lora = {**_common, "lora_rank": 4, "lora_alpha": 32.0}
+    if _task == "e2e":  # run_train_e2e_lora_only.sh, the LoRA paper's recipe
+        _lora.update(epochs=5, warmup_steps=500)
+    EXPERIMENTS[f"{_task}_gpt2_medium_lora"] = (_gpt2_lora(4), _gpt2_lora(4), 354_823_168, _lora)
+
+
+def test_every_experiment_file_is_pinned():
+    assert sorted(EXPERIMENTS) == sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_every_experiment_plans_its_counts_with_the_official_settings(compose_run, experiment):
+    trainable, inference, backbone, settings = EXPERIMENTS[experiment]
+    cfg = compose_run(f"experiment={experiment}", "model.pretrained=false", "dry_run=true")
+    planned = run(cfg)
     assert planned.record["status"] == "planned"
-    assert planned.record["params"]["inference"] > 0
+    assert planned.record["params"] == {"trainable": trainable, "inference": inference, "backbone": backbone}
+    merged = {**cfg.train, **cfg.peft, "seed": cfg.seed}
+    assert {key: merged[key] for key in settings} == settings

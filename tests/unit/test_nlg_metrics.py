@@ -109,3 +109,71 @@ def test_missing_nlg_extra_is_named_before_any_data_loads(monkeypatch):
     monkeypatch.delattr(pipelines, "generation", raising=False)
     with pytest.raises(UserError, match=r"sacrebleu is missing\): pip install 'adamix-runner\[nlg\]'"):
         pipelines.for_kind("generation")
+
+
+def _oracle_bleu(hyps: list[list[str]], refs: list[list[list[str]]]) -> float:
+    """Corpus BLEU-4 from its definition (Papineni et al.): clipped n-gram matches against the most frequent
+    reference count, closest reference length (shorter wins a tie), no smoothing."""
+    from collections import Counter
+
+    matches, totals, hyp_length, ref_length = [0] * 4, [0] * 4, 0, 0
+    for hyp, group in zip(hyps, refs, strict=True):
+        hyp_length += len(hyp)
+        ref_length += min((abs(len(r) - len(hyp)), len(r)) for r in group)[1]
+        for n in range(1, 5):
+            grams = Counter(tuple(hyp[i : i + n]) for i in range(len(hyp) - n + 1))
+            most = Counter()
+            for ref in group:
+                most |= Counter(tuple(ref[i : i + n]) for i in range(len(ref) - n + 1))
+            matches[n - 1] += sum(min(count, most[gram]) for gram, count in grams.items())
+            totals[n - 1] += max(len(hyp) - n + 1, 0)
+    precision = math.exp(sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / 4)
+    penalty = 1.0 if hyp_length > ref_length else math.exp(1 - ref_length / hyp_length)
+    return 100 * penalty * precision
+
+
+def _oracle_rouge_l(hyps: list[list[str]], refs: list[list[list[str]]], beta: float = 1.2) -> float:
+    """COCO's ROUGE-L: per hypothesis the best LCS precision and the best LCS recall over its references, F_β."""
+
+    def lcs(a: list[str], b: list[str]) -> int:
+        row = [0] * (len(b) + 1)
+        for x in a:
+            previous, row = row, [0]
+            for j, y in enumerate(b):
+                row.append(previous[j] + 1 if x == y else max(previous[j + 1], row[j]))
+        return row[-1]
+
+    scores = []
+    for hyp, group in zip(hyps, refs, strict=True):
+        precision = max(lcs(ref, hyp) / len(hyp) for ref in group)
+        recall = max(lcs(ref, hyp) / len(ref) for ref in group)
+        scores.append((1 + beta**2) * precision * recall / (recall + beta**2 * precision) if precision else 0.0)
+    return 100 * sum(scores) / len(scores)
+
+
+def test_the_e2e_pins_agree_with_bleu_and_rouge_l_from_their_definitions():
+    """The pinned E2E BLEU (13a tokens, lowercased) and ROUGE-L (PTB tokens: lowercased, punctuation dropped) of
+    test_e2e_protocol_tokenizes_like_the_coco_evaluator, recomputed without sacrebleu or pycocoevalcap."""
+    import re
+
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    hyps = ["The Eagle is a cheap coffee shop near Burger King.", "Blue Spice is a pub in the city centre."]
+    refs = [
+        [
+            "The Eagle is a low-priced coffee shop near Burger King.",
+            "Near Burger King, The Eagle coffee shop is cheap.",
+        ],
+        ["Blue Spice, a pub, is located in the city centre."],
+    ]
+    tokenize = Tokenizer13a()
+    bleu = _oracle_bleu(
+        [tokenize(h.lower()).split() for h in hyps], [[tokenize(r.lower()).split() for r in g] for g in refs]
+    )
+    assert bleu == pytest.approx(54.4835, abs=1e-3)
+
+    def ptb(text: str) -> list[str]:
+        return re.sub(r"[^\w\s-]", " ", text.lower()).split()
+
+    rouge = _oracle_rouge_l([ptb(h) for h in hyps], [[ptb(r) for r in g] for g in refs])
+    assert rouge == pytest.approx(86.7094, abs=1e-3)

@@ -59,9 +59,15 @@ def read_files(files: Mapping[str, str | Path | list[Path]], hint: str) -> Datas
     splits = {}
     for split, given in files.items():
         paths = [Path(p).expanduser() for p in (given if isinstance(given, list) else [given])]
+        folders = [str(p) for p in paths if p.is_dir()]
+        if folders:
+            raise UserError(f"{split} data file {', '.join(folders)} is a folder, not a file; {hint}")
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise UserError(f"{split} data file not found: {', '.join(missing)}; {hint}")
+        empty = [str(p) for p in paths if p.stat().st_size == 0]
+        if empty:
+            raise UserError(f"{split} data file {', '.join(empty)} is empty (0 bytes); {hint}")
         suffixes = {p.suffix.lower() for p in paths}
         if len(suffixes) != 1 or next(iter(suffixes)) not in READERS:
             raise UserError(
@@ -74,7 +80,8 @@ def read_files(files: Mapping[str, str | Path | list[Path]], hint: str) -> Datas
                 builder, data_files={split: [str(p) for p in paths]}, split=split, **options
             )
         except Exception as err:
-            raise UserError(f"could not read {split} data {[str(p) for p in paths]}: {err}; {hint}") from err
+            reason = f"{type(err).__name__}: {err}"
+            raise UserError(f"could not read {split} data {[str(p) for p in paths]} ({reason}); {hint}") from err
     return DatasetDict(splits)
 
 

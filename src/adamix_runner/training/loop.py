@@ -24,6 +24,7 @@ from adamix_runner.training.optim import build_optimizer, build_scheduler
 from adamix_runner.training.signals import Interrupted, StopSignals
 
 BEST_PREFIX = "best::"
+RESUMED_PREFIX = "resumed/"  # metrics.jsonl keys of the record that says where a run resumed
 
 
 @dataclass
@@ -146,8 +147,28 @@ class _Run:
             self.best = _snapshot(self.setup.params)
 
 
+def _check_fits(saved: ckpt.Checkpoint, current: dict[str, torch.Tensor], folder: Path) -> None:
+    """Names and shapes must match exactly before anything is copied: `copy_` would broadcast `[1, n]` into
+    `[4, n]` silently, and a shape that cannot broadcast would fail halfway through the load."""
+    expected = set(current) | {BEST_PREFIX + name for name in current}
+    unexpected = set(saved.trainable) - expected
+    missing = set(current) - set(saved.trainable)
+    if unexpected or missing:
+        raise UserError(
+            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
+        )
+    for key, tensor in saved.trainable.items():
+        name = key.removeprefix(BEST_PREFIX)
+        if tuple(tensor.shape) != tuple(current[name].shape):
+            raise UserError(
+                f"Checkpoint {folder} does not fit this model: {key} has shape {tuple(tensor.shape)}, "
+                f"the model's is {tuple(current[name].shape)}; remove it or use another output_root."
+            )
+
+
 def _restore(setup: LoopSetup, optimizer, scheduler):
-    """Load the newest checkpoint into the model, optimizer, scheduler and router.
+    """Load the newest complete checkpoint into the model, optimizer, scheduler and router.
 
     Returns (state, best weights, checkpoint folder). The data loaders own their generators (run.py), so
     restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end.
@@ -159,14 +180,7 @@ def _restore(setup: LoopSetup, optimizer, scheduler):
     if saved is None:
         return LoopState(), {}, None
     current = dict(setup.params)
-    expected = set(current) | {BEST_PREFIX + name for name in current}
-    unexpected = set(saved.trainable) - expected
-    missing = set(current) - set(saved.trainable)
-    if unexpected or missing:
-        raise UserError(
-            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
-        )
+    _check_fits(saved, current, folder)
     with torch.no_grad():
         for name, param in current.items():
             param.copy_(saved.trainable[name])
@@ -201,8 +215,25 @@ def _step(run: _Run, batch, trainable) -> torch.Tensor | None:
     return loss.detach()
 
 
-def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopState:
-    """Train `model` in place; with `select=best`, the best evaluated weights are loaded back at the end."""
+@dataclass
+class Trained:
+    """What `train` reports: the final loop state and, when it continued a checkpoint, where it resumed."""
+
+    state: LoopState
+    resumed_from: dict | None
+
+
+def _resume_report(folder: str | None, state: LoopState) -> dict | None:
+    if folder is None:
+        return None
+    return {"checkpoint": folder, "step": state.global_step, "epoch": state.epoch, "batch": state.batches_done}
+
+
+def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> Trained:
+    """Train `model` in place; with `select=best`, the best evaluated weights are loaded back at the end.
+
+    Checkpoints (and the stop on a signal) come only at optimizer-step boundaries, never inside an accumulation
+    window: a resumed run then replays exactly what an uninterrupted one would, with any `grad_accum`."""
     accelerator = setup.accelerator
     trainable = [param for _, param in setup.params]
     optimizer = build_optimizer(
@@ -217,6 +248,13 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio, train_cfg.warmup_steps)
     state, best, last = _restore(setup, optimizer, scheduler)
     run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)
+    resumed = _resume_report(last, state)
+    if resumed is not None:
+        tracker.log({RESUMED_PREFIX + key: value for key, value in resumed.items()}, step=state.global_step)
+        if accelerator.is_main_process:
+            where = ", ".join(f"{key} {value}" for key, value in resumed.items() if key != "checkpoint")
+            print(f"resumed from {last} ({where})", flush=True)
+    every_s, saved_at = train_cfg.checkpoint_every_minutes * 60, time.monotonic()
     if progress is not None:
         progress.start_progress(steps, completed=state.global_step)
     model.train()
@@ -252,11 +290,15 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
                         batches_since_log = 0
                     if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
                         run.evaluate()
-                    if train_cfg.checkpoint_every_steps and state.global_step % train_cfg.checkpoint_every_steps == 0:
+                    by_steps = train_cfg.checkpoint_every_steps and not (
+                        state.global_step % train_cfg.checkpoint_every_steps
+                    )
+                    by_clock = every_s > 0 and time.monotonic() - saved_at >= every_s
+                    if by_steps or by_clock or signals.received is not None:
                         run.save()
-                if signals.received is not None:
-                    run.save()
-                    raise Interrupted(signals.received, state.global_step, run.last_checkpoint)
+                        saved_at = time.monotonic()
+                    if signals.received is not None:
+                        raise Interrupted(signals.received, state.global_step, run.last_checkpoint)
                 if state.global_step >= steps:
                     break
             if state.batches_done == len(loader):
@@ -264,6 +306,7 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
                 if train_cfg.eval_every_epoch:
                     run.evaluate()
                 run.save()
+                saved_at = time.monotonic()
     run.check_finite()
     if progress is not None:
         progress.stop_progress()
@@ -271,4 +314,4 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> LoopSta
         with torch.no_grad():
             for name, param in setup.params:
                 param.copy_(run.best[name])
-    return state
+    return Trained(state, resumed)

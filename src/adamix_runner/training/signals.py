@@ -1,7 +1,8 @@
-"""SIGINT/SIGTERM during training: stop at the next step, save a checkpoint, report `interrupted`.
+"""SIGINT/SIGTERM during training: stop at the next optimizer step, save a checkpoint, report `interrupted`.
 
-The first signal only sets a flag that the loop reads between steps (no work is lost, the checkpoint is written
-from a consistent state). A second signal means "now": the process exits at once with 128 + the signal number.
+The first signal only sets a flag that the loop reads after each optimizer step, never inside an accumulation
+window (no work is lost, the checkpoint is written from a consistent state and resumes exactly). A second
+signal means "now": the process exits at once with 128 + the signal number.
 """
 
 from __future__ import annotations
