@@ -28,7 +28,7 @@ import torch
 from omegaconf import OmegaConf
 
 from adamix_runner import artifacts, tasks
-from adamix_runner.adaptation import router_of, trainable_parameters
+from adamix_runner.adaptation import trainable_parameters
 from adamix_runner.adaptation.adapter import BottleneckAdapter
 from adamix_runner.cli import compose_config
 from adamix_runner.config import run_dir
@@ -74,10 +74,10 @@ def _cells() -> dict[str, dict[str, tuple[str, ...]]]:
     }
     for epochs in (2, 20):
         for name, method in (("adapter", ADAPTER), ("adamix", ADAMIX)):
-            phases["B"][f"{name}_e{epochs}"] = method + (f"train.epochs={epochs}", "train.lr=1e-3")
+            phases["B"][f"{name}_e{epochs}"] = (*method, f"train.epochs={epochs}", "train.lr=1e-3")
     for lr in ("3e-4", "3e-3"):
         for name, method in (("adapter", ADAPTER), ("adamix", ADAMIX)):
-            phases["C"][f"{name}_lr{lr}"] = method + ("train.epochs=6", f"train.lr={lr}")
+            phases["C"][f"{name}_lr{lr}"] = (*method, "train.epochs=6", f"train.lr={lr}")
     return phases
 
 
