@@ -17,6 +17,7 @@ from adamix_runner.adaptation import trainable_parameters as trainable
 from adamix_runner.cli import compose_config
 from adamix_runner.config import adaptation_spec
 from adamix_runner.errors import UserError
+from adamix_runner.training.losses import adamix_loss
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 
 LR, WD = 1e-2, 0.1
@@ -105,7 +106,8 @@ def test_experts_are_independent_normal_002_draws_with_zero_bias():
     for j in range(4):
         assert abs(float(layer.weight[j].detach().std()) - 0.02) < 0.001
         assert abs(float(layer.weight[j].detach().mean())) < 0.001
-    cos = nn.functional.cosine_similarity(layer.weight[0].flatten(), layer.weight[1].flatten(), dim=0)
+    w = layer.weight.detach()
+    cos = nn.functional.cosine_similarity(w[0].flatten(), w[1].flatten(), dim=0)
     assert abs(float(cos)) < 0.05  # independent draws, not copies
     # Averaging M independent draws shrinks the merged weight's norm by ~1/sqrt(M) at step 0.
     shrink = layer.weight.mean(0).norm() / layer.weight.flatten(1).norm(dim=1).mean()
@@ -175,3 +177,24 @@ def test_bad_init_option_is_a_user_error(key, value, message):
     with pytest.raises(UserError) as error:
         adaptation_spec(cfg)
     assert str(error.value) == message
+
+
+def test_consistency_pass_sends_gradient_to_exactly_the_experts_each_view_drew():
+    """Fused [x; x] forward (views=2): per layer, each half draws its own down expert; the CE of view 1 and the
+    symmetric KL (stop-gradient on each target) reach exactly the drawn experts, and every drawn one."""
+    model = _model(m=4, share="up")
+    router = model.adamix_router
+    ids = torch.randint(2, 100, (3, 7), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 1])
+    probe = torch.Generator()
+    probe.set_state(router.generator.get_state())
+    layers = _expert_layers(model)  # module order is forward order: one down mixture per transformer layer
+    drawn = [set(torch.randint(4, (2,), generator=probe).tolist()) for _ in layers]
+    with router.views(2):
+        logits = model(input_ids=torch.cat([ids, ids])).logits
+    loss, parts = adamix_loss(logits, labels, 2, consistency_weight=1.0, num_views=2)
+    assert float(parts["consistency_loss"]) > 0  # the two halves went through different experts somewhere
+    loss.backward()
+    for layer, chosen in zip(layers, drawn, strict=True):
+        got = {j for j in range(4) if float(layer.weight.grad[j].abs().sum()) > 0}
+        assert got == chosen
