@@ -219,31 +219,77 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4f} ± {std:.4f} ({len(values)})"
 
 
+def _cell_runs(cell: tuple[str, ...], seeds, output_root: str) -> list[Path]:
+    folders = []
+    for seed in seeds:
+        folder = folder_of(cell, seed, output_root)
+        record = artifacts.read_json(folder / "results.json")
+        if record and record.get("status") == "completed":
+            folders.append(folder)
+    return folders
+
+
+def _rule_scores(folder: Path) -> dict[str, list[float]]:
+    """The run's accuracy under each rule family (fixed experts and random seeds pooled per family)."""
+    scores: dict[str, list[float]] = {}
+    for path in sorted((folder / "evaluations").glob("*.json")):
+        family = path.stem.rstrip("0123456789").removesuffix("-seed").removesuffix("-expert")
+        scores.setdefault(family, []).append(json.loads(path.read_text())["metrics"]["validation/accuracy"])
+    return scores
+
+
+DIAGNOSTIC_KEYS = (
+    "down_relative_movement",
+    "up_relative_movement",
+    "down_expert_weight_cosine",
+    "down_expert_update_cosine",
+    "down_merge_shrinkage_at_init",
+    "down_merge_shrinkage",
+)
+
+
 def summary(output_root: str, seeds) -> str:
-    """A markdown table per phase: the cell's merged validation accuracy, its other rules and diagnostics."""
-    lines = []
+    """Markdown: per phase the final (merged) validation accuracy of each cell; for mixtures every inference rule;
+    the experts' diagnostics. Cells without completed runs read "not run"."""
+    out = []
     for phase, cells in CELLS.items():
-        lines += [f"\n### Phase {phase}\n", "| cell | merged / final | rules | diagnostics |", "|---|---|---|---|"]
+        out += [f"\n### Phase {phase}\n", "| cell | overrides | validation accuracy | train s/run |", "|---" * 4 + "|"]
+        rules, diags = [], []
         for cell_id, cell in cells.items():
-            finals, rules, diags = [], {}, {}
-            for seed in seeds:
-                try:
-                    folder = folder_of(cell, seed, output_root)
-                except Exception:  # a D option not in this config schema: declared, not runnable
-                    break
-                record = artifacts.read_json(folder / "results.json")
-                if not record or record.get("status") != "completed":
-                    continue
-                finals.append(record["metrics"]["validation/accuracy"])
-                for path in sorted((folder / "evaluations").glob("*.json")):
-                    stem = path.stem.split("-seed")[0]
-                    rules.setdefault(stem, []).append(json.loads(path.read_text())["metrics"]["validation/accuracy"])
-                for key, value in (artifacts.read_json(folder / "diagnostics.json") or {}).items():
-                    diags.setdefault(key, []).append(value)
-            rule_text = "<br>".join(f"{k}: {_mean_std(v)}" for k, v in rules.items() if k != "merge")
-            diag_text = "<br>".join(f"{k}: {statistics.fmean(v):.3f}" for k, v in diags.items())
-            lines.append(f"| {cell_id} | {_mean_std(finals)} | {rule_text} | {diag_text} |")
-    return "\n".join(lines)
+            folders = _cell_runs(cell, seeds, output_root)
+            records = [artifacts.read_json(f / "results.json") for f in folders]
+            acc = [r["metrics"]["validation/accuracy"] for r in records]
+            secs = f"{statistics.fmean(r['timing']['train_s'] for r in records):.0f}" if records else ""
+            out.append(f"| {cell_id} | `{' '.join(cell)}` | {_mean_std(acc)} | {secs} |")
+            per_run = [_rule_scores(f) for f in folders]
+            if any(per_run):
+                pooled = {k: [v for run in per_run for v in run.get(k, [])] for k in ("merge", "fixed", "random")}
+                best = [max(run["fixed"]) for run in per_run if run.get("fixed")]
+                ens = [v for run in per_run for v in run.get("ensemble", [])]
+                rules.append(
+                    f"| {cell_id} | {_mean_std(pooled['merge'])} | {_mean_std(pooled['fixed'])} | {_mean_std(best)}"
+                    f" | {_mean_std(pooled['random'])} | {_mean_std(ens)} |"
+                )
+            found = [artifacts.read_json(f / "diagnostics.json") for f in folders]
+            found = [d for d in found if d]
+            if found:
+                values = [
+                    f"{statistics.fmean(d[k] for d in found):.3f}" if all(k in d for d in found) else "—"
+                    for k in DIAGNOSTIC_KEYS
+                ]
+                diags.append(f"| {cell_id} ({len(found)}) | " + " | ".join(values) + " |")
+        if rules:
+            out += [
+                "\n| mixture cell | merged | single expert (experts × seeds) | best single expert | random routing"
+                " (eval seeds × seeds) | ensemble |",
+                "|---|---|---|---|---|---|",
+                *rules,
+            ]
+        if diags:
+            out.append("\n| cell (runs) | " + " | ".join(DIAGNOSTIC_KEYS) + " |")
+            out.append("|---" * (len(DIAGNOSTIC_KEYS) + 1) + "|")
+            out += diags
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
