@@ -117,9 +117,9 @@ def _rules(num_experts: int):
     yield "merge", "merge", None, None
     for i in range(num_experts):
         yield f"fixed-expert{i}", "fixed", i, None
+    yield "ensemble", "ensemble", None, None
     for k in RANDOM_EVAL_SEEDS:
         yield f"random-seed{k}", "random", None, k
-    yield "ensemble", "ensemble", None, None
 
 
 def _cosines(rows: torch.Tensor) -> list[float]:
