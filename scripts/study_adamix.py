@@ -177,6 +177,35 @@ def evaluate_rules(folder: Path) -> None:
     artifacts.write_json_atomic(folder / "diagnostics.json", diagnostics)
 
 
+def feature_probe(n: int = 128) -> str:
+    """How separable the frozen backbone's features are before any training: the classifier reads the (frozen)
+    pooler output; compare it with the CLS state and mean pooling on the first n training sentences."""
+    cfg = compose_config(*RECIPE)
+    task = tasks.load(cfg.task, cfg.data)
+    pipeline = for_kind(tasks.kind(cfg.task))
+    tokenizer, model = pipeline.load_tokenizer(cfg), pipeline.load_model(cfg, task.num_labels).eval()
+    train = task.splits["train"]
+    labels = torch.tensor(train["label"][:n])
+    enc = tokenizer(train[task.text_fields[0]][:n], padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model.base_model(**enc)
+    mask = enc["attention_mask"][..., None]
+    lines = []
+    for name, x in (
+        ("pooler (what the head reads)", out.pooler_output),
+        ("CLS state", out.last_hidden_state[:, 0]),
+        ("mean pooling", (out.last_hidden_state * mask).sum(1) / mask.sum(1)),
+    ):
+        unit = torch.nn.functional.normalize(x, dim=1)
+        cosine = (unit @ unit.T)[~torch.eye(n, dtype=torch.bool)].mean()
+        gap = (x[labels == 1].mean(0) - x[labels == 0].mean(0)).norm() / x.std(0).norm()
+        lines.append(
+            f"{name}: mean pairwise cosine {cosine:.3f}, per-dimension std {x.std(0).mean():.4f}, "
+            f"class-mean gap / spread {gap:.3f}"
+        )
+    return "\n".join(lines)
+
+
 def _selected(phases: list[str], cells: list[str] | None):
     for phase in phases:
         for cell_id, cell in CELLS[phase].items():
@@ -301,7 +330,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dry", action="store_true", help="print the adamix-run commands only")
     parser.add_argument("--rules", action="store_true", help="evaluate the finished runs' rules, train nothing")
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--probe", action="store_true", help="how separable the frozen features are (no training)")
     args = parser.parse_args(argv)
+    if args.probe:
+        print(feature_probe())
     if args.rules:
         rules_of_cells(args.phase, args.cells, args.seeds, args.output_root)
     else:
