@@ -244,8 +244,9 @@ def rules_of_cells(phases: list[str], cells: list[str] | None, seeds, output_roo
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "not run"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} ± {std:.4f} ({len(values)})"
+    if len(values) == 1:
+        return f"{values[0]:.4f} (n=1)"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f} (n={len(values)})"
 
 
 def _cell_runs(cell: tuple[str, ...], seeds, output_root: str) -> list[Path]:
@@ -263,7 +264,9 @@ def _rule_scores(folder: Path) -> dict[str, list[float]]:
     scores: dict[str, list[float]] = {}
     for path in sorted((folder / "evaluations").glob("*.json")):
         family = path.stem.rstrip("0123456789").removesuffix("-seed").removesuffix("-expert")
-        scores.setdefault(family, []).append(json.loads(path.read_text())["metrics"]["validation/accuracy"])
+        metrics = json.loads(path.read_text())["metrics"]
+        scores.setdefault(family, []).append(metrics["validation/accuracy"])
+        scores.setdefault(f"{family}_loss", []).append(metrics["validation/loss"])
     return scores
 
 
@@ -282,23 +285,25 @@ def summary(output_root: str, seeds) -> str:
     the experts' diagnostics. Cells without completed runs read "not run"."""
     out = []
     for phase, cells in CELLS.items():
-        out += [f"\n### Phase {phase}\n", "| cell | overrides | validation accuracy | train s/run |", "|---" * 4 + "|"]
+        header = "| cell | overrides | validation accuracy | validation loss | train s/run |"
+        out += [f"\n### Phase {phase}\n", header, "|---" * 5 + "|"]
         rules, diags = [], []
         for cell_id, cell in cells.items():
             folders = _cell_runs(cell, seeds, output_root)
             records = [artifacts.read_json(f / "results.json") for f in folders]
             acc = [r["metrics"]["validation/accuracy"] for r in records]
             secs = f"{statistics.fmean(r['timing']['train_s'] for r in records):.0f}" if records else ""
-            out.append(f"| {cell_id} | `{' '.join(cell)}` | {_mean_std(acc)} | {secs} |")
+            loss = _mean_std([r["metrics"]["validation/loss"] for r in records])
+            out.append(f"| {cell_id} | `{' '.join(cell)}` | {_mean_std(acc)} | {loss} | {secs} |")
             per_run = [_rule_scores(f) for f in folders]
             if any(per_run):
-                pooled = {k: [v for run in per_run for v in run.get(k, [])] for k in ("merge", "fixed", "random")}
+                families = ("merge", "fixed", "random", "ensemble")
+                pooled = {k: [v for run in per_run for v in run.get(k, [])] for k in families}
+                loss = {k: [v for run in per_run for v in run.get(f"{k}_loss", [])] for k in families}
                 best = [max(run["fixed"]) for run in per_run if run.get("fixed")]
-                ens = [v for run in per_run for v in run.get("ensemble", [])]
-                rules.append(
-                    f"| {cell_id} | {_mean_std(pooled['merge'])} | {_mean_std(pooled['fixed'])} | {_mean_std(best)}"
-                    f" | {_mean_std(pooled['random'])} | {_mean_std(ens)} |"
-                )
+                cells_text = [f"{_mean_std(pooled[k])}; loss {_mean_std(loss[k])}" for k in families]
+                cells_text.insert(2, _mean_std(best))
+                rules.append(f"| {cell_id} | " + " | ".join(cells_text) + " |")
             found = [artifacts.read_json(f / "diagnostics.json") for f in folders]
             found = [d for d in found if d]
             if found:
