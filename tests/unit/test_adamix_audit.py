@@ -110,7 +110,7 @@ def test_experts_are_independent_normal_002_draws_with_zero_bias():
     cos = nn.functional.cosine_similarity(w[0].flatten(), w[1].flatten(), dim=0)
     assert abs(float(cos)) < 0.05  # independent draws, not copies
     # Averaging M independent draws shrinks the merged weight's norm by ~1/sqrt(M) at step 0.
-    shrink = layer.weight.mean(0).norm() / layer.weight.flatten(1).norm(dim=1).mean()
+    shrink = w.mean(0).norm() / w.flatten(1).norm(dim=1).mean()
     assert abs(float(shrink) - 0.5) < 0.02
 
 
