@@ -74,6 +74,8 @@ class PeftConfig:
     consistency_weight: float | None = None
     inference: str = "merge"
     fixed_expert: int = 0
+    expert_init: str = "independent"
+    up_init: str = "normal"
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0

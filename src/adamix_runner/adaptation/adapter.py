@@ -12,6 +12,8 @@ from .mixture import ExpertLinear
 from .routing import Router
 
 SHARE_MODES = ("up", "down", "none")
+EXPERT_INITS = ("independent", "identical")  # official NLU / official NLG LoRA (reference §1.4, §5.1)
+UP_INITS = ("normal", "zero")
 
 
 class AdaptationLayer(nn.Module):
@@ -34,6 +36,10 @@ class BottleneckAdapter(nn.Module):
 
     ``share`` names the projection kept as one module shared by all experts; the other has ``num_experts``.
     The official default shares the up-projection (reference §3).
+
+    ``expert_init="identical"`` starts every expert as a copy of the first (the official NLG LoRA's behaviour;
+    the official NLU code draws each independently); ``up_init="zero"`` zeroes the up-projection, so the
+    adapter starts as the exact identity. The draws are made either way, so the other weights do not change.
     """
 
     def __init__(
@@ -46,16 +52,26 @@ class BottleneckAdapter(nn.Module):
         init_std: float = 0.02,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
+        expert_init: str = "independent",
+        up_init: str = "normal",
     ) -> None:
         super().__init__()
         if share not in SHARE_MODES:
             raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
+        if expert_init not in EXPERT_INITS or up_init not in UP_INITS:
+            raise ValueError(f"expert_init must be in {EXPERT_INITS} and up_init in {UP_INITS}")
         down_m = 1 if share == "down" else num_experts
         up_m = 1 if share == "up" else num_experts
         kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype}
         self.router = router
         self.down = ExpertLinear(hidden, adapter_dim, down_m, **kw)
         self.up = ExpertLinear(adapter_dim, hidden, up_m, **kw)
+        with torch.no_grad():
+            if expert_init == "identical":
+                for layer in (self.down, self.up):
+                    layer.weight.copy_(layer.weight[:1].expand_as(layer.weight))
+            if up_init == "zero":
+                self.up.weight.zero_()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training and self.router.inference == "ensemble":

@@ -61,6 +61,8 @@ def _adapted(model: nn.Module, base: nn.Module, spec: AdaptationSpec, router: Ro
         spec.init_std,
         device=ref.device,
         dtype=ref.dtype,
+        expert_init=spec.expert_init,
+        up_init=spec.up_init,
     )
     return AdaptedModule(base, adapter)
 

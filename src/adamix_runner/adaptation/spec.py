@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .adapter import SHARE_MODES
+from .adapter import EXPERT_INITS, SHARE_MODES, UP_INITS
 from .routing import INFERENCE_MODES
 
 METHODS = ("adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full")
@@ -46,6 +46,8 @@ class AdaptationSpec:
     inference: str = "merge"
     fixed_expert: int = 0
     init_std: float = 0.02
+    expert_init: str = "independent"  # official NLU: every expert its own N(0, 0.02) draw (reference §1.4)
+    up_init: str = "normal"  # official NLU: the up-projection is N(0, 0.02) too, not zero
     lora_rank: int = 8  # LoRA paper, RoBERTa/BERT GLUE (GPT-2 NLG and AdaMix-LoRA use 4)
     lora_alpha: float = 16.0  # LoRA paper, RoBERTa GLUE (GPT-2 NLG and AdaMix-LoRA use 32)
     lora_dropout: float = 0.0
@@ -67,6 +69,10 @@ class AdaptationSpec:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
         if not 0 <= self.fixed_expert < self.num_experts:
             raise ValueError(f"fixed_expert must be in [0, {self.num_experts}), got {self.fixed_expert}")
+        if self.expert_init not in EXPERT_INITS:
+            raise ValueError(f"expert_init must be one of {EXPERT_INITS}, got {self.expert_init!r}")
+        if self.up_init not in UP_INITS:
+            raise ValueError(f"up_init must be one of {UP_INITS}, got {self.up_init!r}")
         if self.init_std < 0:
             raise ValueError(f"init_std must be >= 0, got {self.init_std}")
         if self.lora_rank <= 0:
