@@ -72,10 +72,13 @@ def _check(decl: DictConfig, name: str) -> None:
     require(len(row_ids) == len(set(row_ids)), "row ids must be unique")
     for task in decl.get("recipes") or {}:
         require(task in decl.tasks, f"recipe for '{task}', which is not among tasks {list(decl.tasks)}")
-    for row in decl.rows:
-        require(("overrides" in row) != ("not_run" in row), f"row '{row.id}' needs overrides or not_run (one)")
     if decl.kind == "inference":
         require("from" in decl and "rows_from" in decl and "rules" in decl, "inference needs from, rows_from, rules")
+        for row in decl.rows:
+            require(row.get("rule") in decl.rules, f"row '{row.id}' needs a rule among {list(decl.rules)}")
+        return
+    for row in decl.rows:
+        require(("overrides" in row) != ("not_run" in row), f"row '{row.id}' needs overrides or not_run (one)")
 
 
 def output_root(decl: DictConfig, profile: str) -> str:
