@@ -15,10 +15,10 @@ import pytest
 from adamix_runner.cli import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.run import run
-from adamix_runner.tables import declaration
+from adamix_runner.tables import declaration, launch
 from adamix_runner.tables.cli import render
-from adamix_runner.tables.plan import make_plan
-from adamix_runner.tables.throughput import flops_per_token
+from adamix_runner.tables.plan import TablePlan, make_plan
+from adamix_runner.tables.throughput import Throughput, flops_per_token
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_IDS = {"table1", "table2", "table3", "table4", "table5", "table7", "table8", "table9", "table10", "figure5"}
@@ -182,3 +182,31 @@ def test_every_declared_table_has_a_make_target():
     targets = set(re.search(r"^TABLE_IDS := (.*)$", makefile, re.M).group(1).split())
     assert set(declaration.table_ids()) - {"demo"} <= targets
     assert "table6" in targets  # the few-shot table's slot
+
+
+def test_the_three_command_lines(monkeypatch):
+    monkeypatch.setattr(launch, "tool", lambda name: name)
+    plan = TablePlan(declaration.load("table7"), "smoke", [0, 1], "cpu", Throughput(1.0, "test"), "outputs/smoke")
+    assert launch.train_command(plan, "slurm", ["model.path=/m"]) == [
+        "adamix-run",
+        "-m",
+        "hydra/sweeper=adamix_table",
+        "hydra.sweeper.table=table7",
+        "hydra.sweeper.profile=smoke",
+        "hydra.sweeper.seeds=2",
+        "output_root=outputs/smoke",
+        "hydra/launcher=slurm",
+        "model.path=/m",
+    ]
+    assert "hydra/launcher=basic" not in launch.train_command(plan, "basic", [])
+    with pytest.raises(UserError, match="LAUNCHER must be one of basic, local_parallel, slurm"):
+        launch.train_command(plan, "ray", [])
+    assert launch.evaluate_command(plan, [Path("r/seed0")]) == [
+        "adamix-evaluate",
+        "r/seed0",
+        "--rules",
+        "merge,random,fixed,ensemble",
+        "--random-eval-seeds",
+        "10",
+    ]
+    assert launch.report_command(plan) == ["adamix-report", "table=table7", "runs=outputs/smoke", "profile=smoke"]
