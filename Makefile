@@ -49,5 +49,23 @@ format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
+# The paper's tables (conf/table/<id>.yaml; README "Reproducing the paper"): each target is one Hydra multirun of
+# adamix-run, then adamix-report. PROFILE=paper|smoke, SEEDS=n, LAUNCHER=basic|local_parallel|slurm, PLAN=1 (print the
+# runs and the estimate only), ARGS="override ..." (added to every run, e.g. model.path=...). Not forced offline:
+# the paper profile may need the hub.
+TABLE_IDS := table1 table2 table3 table4 table5 table6 table7 table8 table9 table10 figure5
+TABLE_FLAGS = --profile $(or $(PROFILE),paper) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
+	$(if $(PLAN),--plan) $(ARGS)
+.PHONY: tables table-demo $(TABLE_IDS)
+
+$(TABLE_IDS): install
+	$(BIN)/adamix-table $@ $(TABLE_FLAGS)
+
+tables: install ## every table (make table1 ... table10, figure5): grids first, then the inference ones
+	$(BIN)/adamix-table all $(TABLE_FLAGS)
+
+table-demo: install ## the real demo table on CPU: MiniLM + polarity, 8 methods, 3 seeds (PLAN=1 for its runtime)
+	$(BIN)/adamix-table demo $(TABLE_FLAGS)
+
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs

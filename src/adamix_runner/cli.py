@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,6 +21,7 @@ from adamix_runner import sweep
 from adamix_runner.config import register_configs
 from adamix_runner.errors import UserError
 from adamix_runner.preflight import check_overrides, check_writable, output_root
+from hydra_plugins.adamix_table_sweeper.table_sweeper import TableSweeper
 
 CONFIG_DIR = str(Path(adamix_runner.conf.__file__).parent)
 EXIT_USER_ERROR = 2
@@ -78,6 +80,7 @@ def main() -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    Plugins.instance().register(TableSweeper)  # an editable install hides hydra_plugins/ from Hydra's own scan
     _main()
     if sweep.failed_points():
         sys.exit(1)

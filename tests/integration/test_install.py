@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import tomllib
-from setuptools import find_packages
+from setuptools import find_namespace_packages, find_packages
 
 from adamix_runner.cli import CONFIG_DIR
 
@@ -27,7 +27,9 @@ def test_checkout_reads_the_root_conf_tree():
 def test_the_explicit_package_list_names_every_package():
     """pyproject lists packages by hand (conf/ is mapped from outside src/): a new subpackage must be added there."""
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    assert sorted(listed) == sorted([*find_packages(ROOT / "src"), "adamix_runner.conf"])
+    plugins = find_namespace_packages(ROOT / "src", include=["hydra_plugins.*"], exclude=["*__pycache__*"])
+    assert plugins == ["hydra_plugins.adamix_table_sweeper"]
+    assert sorted(listed) == sorted([*find_packages(ROOT / "src"), *plugins, "adamix_runner.conf"])
 
 
 def test_a_wheel_carries_the_conf_tree_and_finds_it_from_any_folder(tmp_path):

@@ -1,0 +1,212 @@
+"""The table declarations (conf/table), their expansion into runs, the PLAN estimate, and the make targets.
+
+The #Param check dry-runs each row of Tables 1-3 with model.pretrained=false (meta device, no download) and
+compares params.inference with the paper's printed #Param, within the paper's rounding (method reference §7-§8).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from adamix_runner.cli import compose_config
+from adamix_runner.errors import UserError
+from adamix_runner.run import run
+from adamix_runner.tables import declaration, launch
+from adamix_runner.tables.cli import render
+from adamix_runner.tables.plan import TablePlan, make_plan
+from adamix_runner.tables.throughput import Throughput, flops_per_token
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT_IDS = {"table1", "table2", "table3", "table4", "table5", "table7", "table8", "table9", "table10", "figure5"}
+
+
+def _paper_params(text: str) -> tuple[float, float]:
+    """'0.8M' -> (800000, 50000): the value and half a unit of its last printed digit."""
+    number = text.removesuffix("M")
+    decimals = len(number.partition(".")[2])
+    return float(number) * 1e6, 0.5 * 10 ** (-decimals) * 1e6
+
+
+def _first_cell(table_id: str, row_id: str):
+    decl = declaration.load(table_id)
+    return next(c for c in declaration.cells(decl, "paper") if c.row == row_id)
+
+
+def test_every_contract_table_is_declared_and_checks():
+    ids = set(declaration.table_ids())
+    assert CONTRACT_IDS | {"demo"} <= ids
+    order = declaration.table_ids()
+    assert order.index("table2") < order.index("table7") and order.index("table2") < order.index("figure5")
+    for table_id in ids:
+        decl = declaration.load(table_id)
+        assert set(decl.columns) == set(decl.tasks), table_id
+        assert {"paper", "smoke"} <= set(decl.profiles), table_id
+
+
+ROWS = [
+    (table_id, row.id)
+    for table_id in ("table1", "table2", "table3")
+    for row in declaration.load(table_id).rows
+    if "not_run" not in row
+]
+
+
+@pytest.mark.parametrize(("table_id", "row_id"), ROWS)
+def test_a_dry_run_of_each_row_has_the_papers_param_count_and_satisfies_its_match(table_id, row_id, tmp_path):
+    row = next(r for r in declaration.load(table_id).rows if r.id == row_id)
+    cell = _first_cell(table_id, row_id)
+    cfg = compose_config(*cell.overrides, "dry_run=true", "model.pretrained=false", f"output_root={tmp_path}")
+    record = run(cfg).record
+    for key, value in row.match.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, (key, node, value)
+    inference = record["params"]["inference"]
+    paper, half_unit = _paper_params(row.params)
+    if table_id == "table3" and "lora" in row_id:
+        assert inference == 393_216  # printed 0.35M, copied from the LoRA paper; the config gives 0.39M (§8)
+    elif "peft=full" in cell.overrides:
+        assert abs(inference - paper) / paper < 0.01  # the paper prints the backbone's nominal size
+    else:
+        assert abs(inference - paper) <= half_unit, (inference, row.params)
+
+
+@pytest.mark.parametrize("table_id", ["table4", "table5", "table8", "table9", "table10", "demo"])
+def test_the_other_tables_rows_compose_to_configs_that_satisfy_their_match(table_id):
+    decl = declaration.load(table_id)
+    for row in (r for r in decl.rows if "not_run" not in r):
+        cfg = compose_config(*_first_cell(table_id, row.id).overrides)
+        for key, value in row.match.items():
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, (table_id, row.id, key, node, value)
+
+
+def test_both_sizes_of_the_pfeiffer_and_houlsby_rows_of_table1():
+    sizes = {row.id: row.params for row in declaration.load("table1").rows}
+    assert (sizes["pfeiffer_3m"], sizes["pfeiffer_08m"], sizes["houlsby_6m"], sizes["houlsby_08m"]) == (
+        "3.0M",
+        "0.8M",
+        "6.0M",
+        "0.8M",
+    )
+
+
+def test_a_cell_is_its_recipe_then_its_row_then_the_profile():
+    cell = _first_cell("table1", "adamix_adapter")
+    assert cell.task == "mnli" and cell.source == "paper"
+    assert cell.overrides[:3] == ("task=mnli", "model=roberta-large", "train.select=best")
+    assert cell.overrides[-1] == "output_root=outputs"
+    smoke = next(c for c in declaration.cells(declaration.load("table1"), "smoke") if c.name == "lora/qnli")
+    assert smoke.overrides[-2:] == ("task.data_dir=tests/fixtures/glue/qnli", "output_root=outputs/smoke")
+    assert smoke.source.startswith("ours") and "§3.1" in smoke.source
+    jobs = declaration.job_overrides([cell, smoke], [0, 1], ["train.mixed_precision=bf16"])
+    assert [job[-2:] for job in jobs][:2] == [
+        ["seed=0", "train.mixed_precision=bf16"],
+        ["seed=1", "train.mixed_precision=bf16"],
+    ]
+    assert len(jobs) == 4
+
+
+def test_ablation_tables_share_table2s_grid_so_its_adamix_runs_are_reused():
+    base = declaration.load("table2")
+    adamix = next(r for r in base.rows if r.id == "adamix_adapter").overrides
+    for table_id in ("table8", "table9", "table10"):
+        decl = declaration.load(table_id)
+        for key in ("profiles", "tasks", "common", "recipes"):
+            assert decl[key] == base[key], (table_id, key)
+        assert any(row.overrides == adamix for row in decl.rows), table_id
+    for table_id in ("table7", "figure5"):
+        cells = declaration.cells(declaration.load(table_id), "paper")
+        assert cells == [c for c in declaration.cells(base, "paper") if c.row == "adamix_adapter"]
+
+
+def test_rows_without_a_method_are_declared_not_run():
+    rows = {row.id: row for row in declaration.load("table2").rows}
+    assert "UniPELT" in rows["unipelt_ap"].label and "unipelt" in rows["unipelt_ap"].not_run
+    assert all(
+        c.row not in ("unipelt_ap", "unipelt_apl") for c in declaration.cells(declaration.load("table2"), "paper")
+    )
+
+
+def test_bad_requests_get_one_line_errors():
+    with pytest.raises(UserError, match=r"no table 'table42'.*declared tables: demo, figure5"):
+        declaration.load("table42")
+    with pytest.raises(UserError, match="SEEDS must be at least 1"):
+        declaration.seeds(declaration.load("table1"), 0)
+    with pytest.raises(UserError, match="table demo has no profile 'gpu'"):
+        declaration.profile_of(declaration.load("demo"), "gpu")
+
+
+MINILM_FLOPS = 6 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)  # 6 x layers x (4 d^2 + 2 d ff) = 63,700,992
+
+
+def test_plan_estimates_by_hand(tmp_path, monkeypatch):
+    """demo, AdaMix at 20 epochs: 400 samples x 20 epochs x 2 views x 53 tokens per run, 3 seeds, one done."""
+    monkeypatch.chdir(tmp_path)
+    assert flops_per_token(compose_config("model=minilm").model.architecture) == MINILM_FLOPS
+    plan = make_plan("demo", "paper", None, [], tmp_path / "bench")
+    cell = next(c for c in plan.cells if c.cell.row == "adamix_e20")
+    assert (cell.samples, cell.views, cell.tokens_per_sample) == (8000, 2, 53)
+    default_rate = 94e9 / MINILM_FLOPS  # 1,475.6 tokens/s
+    assert plan.rate.tokens_per_s == pytest.approx(default_rate)
+    assert "default: 94 GFLOP/s" in plan.rate.source
+    assert cell.hours(plan.rate) == pytest.approx(3 * 8000 * 2 * 53 / 1475.6 / 3600, rel=1e-4)  # 0.4789 h
+
+    (cell.folder / "seed0").mkdir(parents=True)
+    (cell.folder / "seed0" / "results.json").write_text(json.dumps({"status": "completed"}))
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    options = {"batch": 16, "seq_len": 64, "dtype": "fp32"}
+    (bench / "minilm-cpu-fp32-20260101-000000.json").write_text(
+        json.dumps({"options": options, "train": {"samples_per_s": {"single adapter": 30.0}}})
+    )
+    plan = make_plan("demo", "paper", None, [], bench)
+    cell = next(c for c in plan.cells if c.cell.row == "adamix_e20")
+    assert plan.rate.tokens_per_s == 30.0 * 64 and "measured" in plan.rate.source
+    assert cell.left() == [1, 2] and plan.completed() == 1 and plan.runs() == 12 * 3
+    assert cell.hours(plan.rate) == pytest.approx(2 * 8000 * 2 * 53 / 1920 / 3600)  # 0.2454 h
+    text = render(plan)
+    assert "adamix_e20/polarity" in text and "0:done 1:- 2:-" in text
+    assert "12 cells x 3 seeds = 36 runs: 1 completed, 35 to run" in text
+
+
+def test_every_declared_table_has_a_make_target():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.search(r"^TABLE_IDS := (.*)$", makefile, re.M).group(1).split())
+    assert set(declaration.table_ids()) - {"demo"} <= targets
+    assert "table6" in targets  # the few-shot table's slot
+
+
+def test_the_three_command_lines(monkeypatch):
+    monkeypatch.setattr(launch, "tool", lambda name: name)
+    plan = TablePlan(declaration.load("table7"), "smoke", [0, 1], "cpu", Throughput(1.0, "test"), "outputs/smoke")
+    assert launch.train_command(plan, "slurm", ["model.path=/m"]) == [
+        "adamix-run",
+        "-m",
+        "hydra/sweeper=adamix_table",
+        "hydra.sweeper.table=table7",
+        "hydra.sweeper.profile=smoke",
+        "hydra.sweeper.seeds=2",
+        "output_root=outputs/smoke",
+        "hydra/launcher=slurm",
+        "model.path=/m",
+    ]
+    assert "hydra/launcher=basic" not in launch.train_command(plan, "basic", [])
+    with pytest.raises(UserError, match="LAUNCHER must be one of basic, local_parallel, slurm"):
+        launch.train_command(plan, "ray", [])
+    assert launch.evaluate_command(plan, [Path("r/seed0")]) == [
+        "adamix-evaluate",
+        "r/seed0",
+        "--rules",
+        "merge,random,fixed,ensemble",
+        "--random-eval-seeds",
+        "10",
+    ]
+    assert launch.report_command(plan) == ["adamix-report", "table=table7", "runs=outputs/smoke", "profile=smoke"]
