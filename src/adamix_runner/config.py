@@ -50,6 +50,7 @@ class TaskConfig:
     primary_metric: str = "validation/accuracy"
     validation_fraction: float = 0.2
     split_seed: int = 0
+    prediction_min: float | None = None  # regression: evaluation clips predictions below this (STS-B: 0)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ModelConfig:
     architecture: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    config_overrides: dict[str, Any] = field(default_factory=dict)  # set on the backbone's config, every load
 
 
 @dataclass
@@ -78,6 +80,9 @@ class PeftConfig:
     lora_dropout: float = 0.0
     prefix_length: int = 10
     prefix_hidden: int = 512
+    adapter_activation: str | None = None  # null: the official code's per task kind (NLU gelu, NLG gelu_tanh)
+    lora_shared_init: bool = False
+    components: list[str] = field(default_factory=lambda: ["adapter", "prefix", "lora"])
 
 
 @dataclass
@@ -253,6 +258,8 @@ def validate(cfg: DictConfig) -> None:
 
 ENCODER_ONLY = ("bert", "roberta", "xlm-roberta")
 GENERATION_FAMILIES = ("e2e", "webnlg", "dart")
+# The official adapters' GELU: exact in the NLU ExpertSoup, the tanh approximation in NLG/src/expert_soup.py.
+NLU_ADAPTER_ACTIVATION, NLG_ADAPTER_ACTIVATION = "gelu", "gelu_tanh"
 
 
 def _check_model_fits_task(cfg: DictConfig) -> None:
@@ -269,6 +276,9 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
     """The method to apply, from `cfg.peft`; its own checks become messages about `peft.*` keys."""
     peft = OmegaConf.to_container(cfg.peft, resolve=True)
     peft.pop("consistency_weight")
+    if peft.get("adapter_activation") is None:
+        generation = cfg.task.family in GENERATION_FAMILIES
+        peft["adapter_activation"] = NLG_ADAPTER_ACTIVATION if generation else NLU_ADAPTER_ACTIVATION
     if num_experts is not None:
         peft["num_experts"] = num_experts
     try:

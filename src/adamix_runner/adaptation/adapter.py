@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,13 @@ from .mixture import ExpertLinear
 from .routing import Router
 
 SHARE_MODES = ("up", "down", "none")
+# The bottleneck's nonlinearity. Official AdaMix: exact GELU in the NLU ExpertSoup, the tanh approximation in the
+# NLG one (NLG/src/expert_soup.py, method reference §5.2); UniPELT's Pfeiffer adapter uses ReLU.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_tanh": partial(F.gelu, approximate="tanh"),
+    "relu": F.relu,
+}
 
 
 class AdaptationLayer(nn.Module):
@@ -30,10 +38,11 @@ class AdaptationLayer(nn.Module):
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(gelu(down(h)))`` with exact GELU, no LayerNorm, no scaling (official ``ExpertSoup``).
+    """``h + up(act(down(h)))``, no LayerNorm, no scaling (official ``ExpertSoup``).
 
-    ``share`` names the projection kept as one module shared by all experts; the other has ``num_experts``.
-    The official default shares the up-projection (reference §3).
+    ``activation`` is a key of :data:`ACTIVATIONS`: exact GELU as the official NLU code, ``gelu_tanh`` as the
+    official NLG code. ``share`` names the projection kept as one module shared by all experts; the other has
+    ``num_experts``. The official default shares the up-projection (reference §3).
     """
 
     def __init__(
@@ -46,10 +55,15 @@ class BottleneckAdapter(nn.Module):
         init_std: float = 0.02,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         if share not in SHARE_MODES:
             raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        self.act = ACTIVATIONS[activation]
         down_m = 1 if share == "down" else num_experts
         up_m = 1 if share == "up" else num_experts
         kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype}
@@ -58,9 +72,13 @@ class BottleneckAdapter(nn.Module):
         self.up = ExpertLinear(adapter_dim, hidden, up_m, **kw)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.delta(h)
+
+    def delta(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual branch ``up(act(down(h)))`` (the ensemble's mean of it in eval mode)."""
         if not self.training and self.router.inference == "ensemble":
-            return h + self._ensemble(h)
-        return h + self.up(F.gelu(self.down(h)))
+            return self._ensemble(h)
+        return self.up(self.act(self.down(h)))
 
     def _ensemble(self, h: torch.Tensor) -> torch.Tensor:
         """Mean over j of expert pair j's output; a shared side always uses its single module."""
@@ -69,8 +87,11 @@ class BottleneckAdapter(nn.Module):
         for j in range(pairs):
             d = j if self.down.num_experts > 1 else 0
             u = j if self.up.num_experts > 1 else 0
-            outs.append(self.up(F.gelu(self.down(h, expert=d)), expert=u))
+            outs.append(self.up(self.act(self.down(h, expert=d)), expert=u))
         return torch.stack(outs).mean(0)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}"
 
 
 class AdaptedModule(AdaptationLayer):
