@@ -150,8 +150,7 @@ def share_initial_a(layers: list[LoRALayer]) -> None:
     into all 24 (NLG/src/model.py L250-251; method reference §5.1): every layer starts from the same A."""
     first = layers[0].lora_A.weight
     for layer in layers[1:]:
-        if layer.lora_A.weight.shape != first.shape:
-            raise ValueError(
-                f"lora_shared_init needs equal A shapes, got {tuple(first.shape)} and {tuple(layer.lora_A.weight.shape)}"
-            )
-        layer.lora_A.weight.copy_(first)
+        other = layer.lora_A.weight
+        if other.shape != first.shape:
+            raise ValueError(f"lora_shared_init needs equal A shapes, got {tuple(first.shape)} and {tuple(other.shape)}")
+        other.copy_(first)
