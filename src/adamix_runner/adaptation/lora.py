@@ -152,5 +152,7 @@ def share_initial_a(layers: list[LoRALayer]) -> None:
     for layer in layers[1:]:
         other = layer.lora_A.weight
         if other.shape != first.shape:
-            raise ValueError(f"lora_shared_init needs equal A shapes, got {tuple(first.shape)} and {tuple(other.shape)}")
+            raise ValueError(
+                f"lora_shared_init needs equal A shapes, got {tuple(first.shape)} and {tuple(other.shape)}"
+            )
         other.copy_(first)
