@@ -25,6 +25,7 @@ SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
 PRECISION_CHOICES = ("no", "fp16", "bf16")
 # transformers' built-in attention kernels; a name with "/" is a hub kernel (the `kernels` package loads it).
+PROMPT_FORMATS = ("auto", "plain", "chat")  # causal LMs' prompts (tasks/encode_lm.py)
 ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 # Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
 # DataLoader workers resumes the same run).
@@ -64,6 +65,7 @@ class ModelConfig:
     trust_remote_code: bool = False
     attn_implementation: str | None = None
     config_overrides: dict[str, Any] = field(default_factory=dict)  # set on the backbone's config, every load
+    prompt_format: str = "auto"  # causal LMs: auto (chat template when the tokenizer has one), plain, chat
 
 
 @dataclass
@@ -216,6 +218,7 @@ def validate(cfg: DictConfig) -> None:
         f"generation.max_new_tokens must be >= 1, got {cfg.generation.max_new_tokens}.",
     )
     _check_model_fits_task(cfg)
+    _choice(cfg.model.prompt_format, PROMPT_FORMATS, "model.prompt_format")
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     attention = cfg.model.attn_implementation
