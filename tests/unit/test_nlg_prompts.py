@@ -72,7 +72,7 @@ def test_smollm2_prompts_end_with_the_assistant_header(smollm2):
 
 
 def test_chat_format_needs_a_template(gpt2):
-    with pytest.raises(UserError, match="model.prompt_format=chat needs a tokenizer with a chat template"):
+    with pytest.raises(UserError, match=r"model\.prompt_format=chat needs a tokenizer with a chat template"):
         uses_chat(gpt2, "chat")
 
 
