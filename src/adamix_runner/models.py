@@ -73,7 +73,39 @@ def architecture_config(model_cfg, **overrides):
     """A transformers config from the YAML `architecture` block, for random initialisation."""
     keys = {**dict(model_cfg.architecture), **overrides}
     model_type = keys.pop("model_type")
-    return AutoConfig.for_model(model_type, **keys)
+    return with_overrides(AutoConfig.for_model(model_type, **keys), model_cfg)
+
+
+def with_overrides(config, model_cfg):
+    """`config` with `model.config_overrides` set on it; a key the config does not have is a user error (a typo
+    would otherwise be stored and ignored)."""
+    overrides = dict(model_cfg.get("config_overrides") or {})
+    unknown = sorted(key for key in overrides if not hasattr(config, key))
+    if unknown:
+        raise UserError(
+            f"model.config_overrides names {unknown}, which the {config.model_type} config of model "
+            f"'{model_cfg.name}' does not have; use keys of its config.json (e.g. resid_pdrop for GPT-2)."
+        )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def pretrained_config(model_cfg, source: str, **kwargs) -> dict:
+    """`{"config": ...}`, the checkpoint's own config (read with `kwargs`) with `model.config_overrides` set, for
+    `from_pretrained`, which would otherwise build the modules from the unmodified config.json; `{}` when there
+    are no overrides."""
+    if not model_cfg.get("config_overrides"):
+        return {}
+    config = _from_hub_or_cache(
+        AutoConfig.from_pretrained,
+        source,
+        f"config of '{source}'",
+        "model.path=/path/to/local/model",
+        trust_remote_code=model_cfg.trust_remote_code,
+        **kwargs,
+    )
+    return {"config": with_overrides(config, model_cfg)}
 
 
 def attention_kwargs(model_cfg) -> dict[str, str]:
@@ -92,7 +124,7 @@ def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrain
                 source,
                 f"model '{source}'",
                 "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
-                num_labels=num_labels,
+                **(pretrained_config(model_cfg, source, num_labels=num_labels) or {"num_labels": num_labels}),
                 trust_remote_code=model_cfg.trust_remote_code,
                 **attention_kwargs(model_cfg),
             )

@@ -15,7 +15,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import _from_hub_or_cache, _source, architecture_config, attention_kwargs
+from adamix_runner.models import (
+    _from_hub_or_cache,
+    _source,
+    architecture_config,
+    attention_kwargs,
+    pretrained_config,
+)
 from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 
@@ -38,6 +44,7 @@ def load_causal_lm(model_cfg, *, on_meta: bool = False) -> PreTrainedModel:
             dtype=torch.float32,
             trust_remote_code=model_cfg.trust_remote_code,
             **attention_kwargs(model_cfg),
+            **pretrained_config(model_cfg, source, **extra),
             **extra,
         )
     config = architecture_config(model_cfg)

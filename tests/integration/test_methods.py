@@ -12,6 +12,7 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
 from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.errors import UserError
 from adamix_runner.export_cli import export_run, load_run
 from adamix_runner.models import load_model
 from adamix_runner.run import run
@@ -19,7 +20,7 @@ from tests.conftest import FIXTURES
 
 MRPC = [f"task.data_dir={FIXTURES / 'glue' / 'mrpc'}", "task=mrpc"]
 SHORT = ["train.max_steps=2", "train.batch_size=8", "data.max_eval_samples=16"]
-METHODS = ["adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full"]
+METHODS = ["adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt"]
 
 
 def _batch():
@@ -81,6 +82,14 @@ def test_adapter_runs_refuse_peft_export_with_a_clear_message(compose_run):
         export_run(trained.run_dir, "folded")
 
 
+def test_unipelt_runs_refuse_export_with_the_reason(compose_run):
+    trained = run(compose_run(*MRPC, "model=tiny-bert", "peft=unipelt", "peft.components=[adapter,prefix]", *SHORT))
+    assert trained.record["status"] == "completed"
+    for fmt in ("peft", "folded"):
+        with pytest.raises(UserError, match=f"cannot export a peft=unipelt run as {fmt}: UniPELT's gates depend"):
+            export_run(trained.run_dir, fmt)
+
+
 @pytest.mark.parametrize(
     ("model", "peft", "extra", "inference"),
     [
@@ -94,6 +103,10 @@ def test_adapter_runs_refuse_peft_export_with_a_clear_message(compose_run):
         ("bert-base", "bitfit", [], 102_912),
         ("bert-base", "prefix", [], 184_320),
         ("roberta-large", "full", [], 354_310_144),
+        ("bert-base", "unipelt", ["peft.components=[adapter,prefix]"], 1_097_304),  # Table 2 "UNIPELT (AP)" 1.1M
+        ("bert-base", "unipelt", [], 1_410_672),  # Table 2 "UNIPELT (APL)" 1.4M
+        ("roberta-large", "unipelt", ["peft.components=[adapter,prefix]"], 2_925_744),
+        ("roberta-large", "unipelt", [], 3_761_376),
     ],
 )
 def test_dry_run_plans_the_papers_param_column(compose_run, model, peft, extra, inference):

@@ -32,7 +32,14 @@ FAST = [
 def test_e2e_adamix_lora_trains_merges_decodes_and_scores(compose_run):
     result = run(compose_run(*E2E, "peft=adamix_lora", *FAST))
     metrics = result.record["metrics"]
-    assert set(metrics) == {"test/bleu", "test/nist", "test/meteor", "test/rouge_l", "test/cider"}
+    assert set(metrics) == {
+        "test/bleu",
+        "test/nist",
+        "test/meteor",
+        "test/rouge_l",
+        "test/cider",
+        "test/empty_predictions",
+    }
     assert result.record["primary_metric"] == "test/bleu"
     predictions = (result.run_dir / "predictions" / "test.pred.txt").read_text().splitlines()
     rows = [json.loads(line) for line in (result.run_dir / "predictions" / "test.jsonl").read_text().splitlines()]

@@ -348,3 +348,30 @@ def test_strict_loaders_name_the_bad_key():
     extra = {**adaptation_state_dict(model), "bert.pooler.dense.weight": torch.zeros(HIDDEN, HIDDEN)}
     with pytest.raises(ValueError, match=r"unexpected keys.*bert\.pooler\.dense\.weight"):
         load_adaptation_state_dict(model, extra)
+
+
+# --- merge cache (issue 12) ----------------------------------------------------------------------------------
+
+
+def test_merge_cache_never_outlives_a_training_step():
+    """A no-grad call in train mode (a metric, a probe) must not leave a mean that eval reads after the step."""
+    layer = ExpertLinear(4, 3, 2, Router(0)).train()
+    with torch.no_grad():
+        layer.merged()
+        layer.weight.add_(1.0)  # the optimizer's in-place update
+        layer.bias.add_(1.0)
+    layer.eval()
+    with torch.no_grad():
+        weight, bias = layer.merged()
+    torch.testing.assert_close(weight, layer.weight.mean(0))
+    torch.testing.assert_close(bias, layer.bias.mean(0))
+
+
+def test_merge_cache_is_reused_in_eval_and_dropped_by_every_mode_switch():
+    layer = ExpertLinear(4, 3, 2, Router(0)).eval()
+    with torch.no_grad():
+        first = layer.merged()
+        assert layer.merged() is first  # cached while evaluating
+        layer.train()
+        layer.eval()
+        assert layer.merged() is not first

@@ -72,7 +72,7 @@ def lora_layers(model):
         {"method": "lora", "lora_alpha": 0.0},
         {"method": "lora", "lora_dropout": 1.0},
         {"method": "prefix", "prefix_length": 0},
-        {"method": "unipelt"},
+        {"method": "unipelt", "components": []},
     ],
 )
 def test_spec_rejects_bad_method_fields(bad):
@@ -328,7 +328,7 @@ def test_prefix_attention_matches_reference(impl):
         torch.testing.assert_close(captured["out"][row, :length], expected[row, :length], atol=1e-5, rtol=1e-5)
 
 
-def test_prefix_padding_does_not_leak_and_eval_cache_matches():
+def test_prefix_padding_does_not_leak():
     model = adapted(bert(), method="prefix", prefix_length=3, prefix_hidden=8)
     ids = IDS[:1]
     padded = torch.cat([ids, torch.zeros(1, 3, dtype=ids.dtype)], 1)
@@ -337,13 +337,20 @@ def test_prefix_padding_does_not_leak_and_eval_cache_matches():
         alone = model(input_ids=ids).logits
         with_pad = model(input_ids=padded, attention_mask=mask).logits
     torch.testing.assert_close(alone, with_pad, atol=1e-5, rtol=1e-5)
-    with torch.enable_grad():
-        live = model(input_ids=ids).logits
-    torch.testing.assert_close(live.detach(), alone)
-    perturb(model)
-    load_adaptation_state_dict(model, adaptation_state_dict(model))
+
+
+def test_eval_prefixes_follow_a_load_of_new_prefix_weights():
+    """After an eval forward, loading other prefix weights (the head untouched, so only the prefix can move the
+    logits) gives exactly the logits of a model built with those weights: no prefix outlives its weights."""
+    model = adapted(bert(), method="prefix", prefix_length=3, prefix_hidden=8)
+    other = perturb(adapted(bert(), method="prefix", prefix_length=3, prefix_hidden=8), scale=1.0, seed=5)
+    load_head_state_dict(other, head_state_dict(model))
     with torch.no_grad():
-        assert not torch.allclose(model(input_ids=ids).logits, alone)  # no stale prefixes after a load
+        before = model(input_ids=IDS).logits
+        load_adaptation_state_dict(model, adaptation_state_dict(other))
+        after, expected = model(input_ids=IDS).logits, other(input_ids=IDS).logits
+    torch.testing.assert_close(after, expected)
+    assert not torch.allclose(after, before, atol=1e-4)
 
 
 def test_prefix_mlp_runs_once_per_forward_and_every_layer_gets_gradients():
@@ -406,3 +413,42 @@ def test_bitfit_bias_only_training_step_moves_only_biases():
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert moved and all(n.endswith("bias") or n.startswith("classifier.") for n in moved)
     assert "bert.embeddings.word_embeddings.weight" not in moved
+
+
+# --- fidelity options (issue 12) ----------------------------------------------------------------------------
+
+
+def test_adapter_activation_is_the_official_one_per_task_kind():
+    from adamix_runner.config import adaptation_spec
+    from tests.conftest import compose_config
+
+    assert adaptation_spec(compose_config("task=mrpc", "model=tiny-bert")).adapter_activation == "gelu"
+    nlg = compose_config("task=e2e", "model=tiny-gpt2", "peft=adamix")
+    assert adaptation_spec(nlg).adapter_activation == "gelu_tanh"
+    chosen = compose_config("task=e2e", "model=tiny-gpt2", "peft=adamix", "peft.adapter_activation=gelu")
+    assert adaptation_spec(chosen).adapter_activation == "gelu"
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu"])
+def test_adapter_computes_its_activation(activation):
+    model = perturb(adapted(gpt2(), method="adapter", share="none", adapter_activation=activation))
+    adapter = next(m for m in model.modules() if isinstance(m, AdaptedModule)).adapter
+    h = torch.randn(2, 5, HIDDEN)
+    z = h @ adapter.down.weight[0].T + adapter.down.bias[0]
+    act = {
+        "gelu": 0.5 * z * (1 + torch.erf(z / math.sqrt(2))),
+        "gelu_tanh": 0.5 * z * (1 + torch.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),  # NLG expert_soup
+        "relu": z.clamp(min=0),
+    }[activation]
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(h), h + act @ adapter.up.weight[0].T + adapter.up.bias[0])
+
+
+@pytest.mark.parametrize("build", ["gpt2", "bert"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_lora_shared_init_starts_every_layer_from_the_same_a(build, shared):
+    model = adapted(BUILDERS[build](), method="adamix_lora", num_experts=2, lora_shared_init=shared)
+    firsts = [layer.lora_A.weight for layer in lora_layers(model)]
+    assert len(firsts) >= 2
+    assert all(torch.equal(a, firsts[0]) for a in firsts) == shared
+    assert all(torch.equal(a[0], a[1]) for a in firsts)  # the experts of a layer start equal either way

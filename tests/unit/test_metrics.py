@@ -41,3 +41,19 @@ def test_predictions_from_logits():
     logits = np.array([[0.1, 0.9], [2.0, -1.0]])
     assert predictions_from_logits(logits, 2).tolist() == [1, 0]
     assert predictions_from_logits(np.array([[0.5], [3.0]]), 1).tolist() == [0.5, 3.0]
+
+
+def test_stsb_predictions_are_clipped_at_zero_as_the_official_roberta_code():
+    logits = np.array([[-0.5], [2.0], [0.0]])
+    assert predictions_from_logits(logits, 1, minimum=0.0).tolist() == [0.0, 2.0, 0.0]
+    assert predictions_from_logits(logits, 1).tolist() == [-0.5, 2.0, 0.0]  # no floor unless the task sets one
+
+
+def test_stsb_task_carries_the_floor_to_evaluation():
+    from adamix_runner import tasks
+    from tests.conftest import FIXTURES, compose_config
+
+    cfg = compose_config("task=stsb", f"task.data_dir={FIXTURES / 'glue' / 'stsb'}")
+    assert tasks.load(cfg.task, cfg.data).prediction_min == 0.0
+    mrpc = compose_config("task=mrpc", f"task.data_dir={FIXTURES / 'glue' / 'mrpc'}")
+    assert tasks.load(mrpc.task, mrpc.data).prediction_min is None

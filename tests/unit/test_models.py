@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from adamix_runner.errors import UserError
 from adamix_runner.models import load_model
 from adamix_runner.models_lm import load_causal_lm
 from tests.conftest import compose_config
@@ -25,3 +26,33 @@ def test_eager_and_sdpa_attention_compute_the_same_logits():
         assert model.config._attn_implementation == choice
         logits[choice] = model(torch.arange(1, 17).view(2, 8)).logits
     torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-5, rtol=1e-4)
+
+
+def _dropouts(model) -> set[float]:
+    return {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+OFFICIAL_NLG = [f"+model.config_overrides.{key}=0.0" for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [([], {0.1}), (OFFICIAL_NLG, {0.0})])
+def test_config_overrides_reach_a_pretrained_load(tmp_path, overrides, expected):
+    """The official NLG GPT-2 has no dropout: a saved (pretrained-path) GPT-2 loads with the three set to 0."""
+    random = compose_config("model=tiny-gpt2")
+    torch.manual_seed(0)
+    load_causal_lm(random.model).save_pretrained(tmp_path / "gpt2")
+    cfg = compose_config("model=tiny-gpt2", "model.pretrained=true", f"model.path={tmp_path / 'gpt2'}", *overrides)
+    model = load_causal_lm(cfg.model)
+    assert _dropouts(model) == expected
+    assert model.config.resid_pdrop == model.config.embd_pdrop == model.config.attn_pdrop == expected.pop()
+
+
+def test_config_overrides_reach_a_random_init_and_the_encoder():
+    cfg = compose_config("model=tiny-bert", "+model.config_overrides.hidden_dropout_prob=0.0")
+    assert load_model(cfg.model, num_labels=2).config.hidden_dropout_prob == 0.0
+
+
+def test_config_overrides_refuse_a_key_the_config_lacks(tmp_path):
+    cfg = compose_config("model=tiny-gpt2", "+model.config_overrides.resid_dropout=0.0")
+    with pytest.raises(UserError, match=r"names \['resid_dropout'\], which the gpt2 config"):
+        load_causal_lm(cfg.model)

@@ -78,7 +78,7 @@ def test_generation_eval_references_are_post_processed_and_padded_to_six():
 
 def test_seen_and_unseen_are_scored_apart():
     got = score_split("test", ["a b c d", "e f g h"], [["a b c d"], ["w x y z"]], ["bleu"], "webnlg", [True, False])
-    assert set(got) == {"test/bleu", "test_seen/bleu", "test_unseen/bleu"}
+    assert set(got) == {"test/bleu", "test_seen/bleu", "test_unseen/bleu", "test/empty_predictions"}
     assert got["test_seen/bleu"] == pytest.approx(100) and got["test_unseen/bleu"] == 0
 
 

@@ -1,4 +1,4 @@
-"""The PEFT methods: AdaMix over adapters or LoRA, and the baselines (adapters, LoRA, BitFit, prefix, full).
+"""The PEFT methods: AdaMix over adapters or LoRA, and the baselines (adapters, LoRA, BitFit, prefix, full, UniPELT).
 
 Methods and their fields: :mod:`.spec`; where each goes: :mod:`.targets` and :mod:`.methods`.
 

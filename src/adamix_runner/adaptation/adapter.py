@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,14 @@ from .routing import Router
 SHARE_MODES = ("up", "down", "none")
 EXPERT_INITS = ("independent", "identical")  # official NLU / official NLG LoRA (reference §1.4, §5.1)
 UP_INITS = ("normal", "zero")
+
+# The bottleneck's nonlinearity. Official AdaMix: exact GELU in the NLU ExpertSoup, the tanh approximation in the
+# NLG one (NLG/src/expert_soup.py, method reference §5.2); UniPELT's Pfeiffer adapter uses ReLU.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_tanh": partial(F.gelu, approximate="tanh"),
+    "relu": F.relu,
+}
 
 
 class AdaptationLayer(nn.Module):
@@ -32,10 +41,11 @@ class AdaptationLayer(nn.Module):
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(gelu(down(h)))`` with exact GELU, no LayerNorm, no scaling (official ``ExpertSoup``).
+    """``h + up(act(down(h)))``, no LayerNorm, no scaling (official ``ExpertSoup``).
 
-    ``share`` names the projection kept as one module shared by all experts; the other has ``num_experts``.
-    The official default shares the up-projection (reference §3).
+    ``activation`` is a key of :data:`ACTIVATIONS`: exact GELU as the official NLU code, ``gelu_tanh`` as the
+    official NLG code. ``share`` names the projection kept as one module shared by all experts; the other has
+    ``num_experts``. The official default shares the up-projection (reference §3).
 
     ``expert_init="identical"`` starts every expert as a copy of the first (the official NLG LoRA's behaviour;
     the official NLU code draws each independently); ``up_init="zero"`` zeroes the up-projection, so the
@@ -54,12 +64,17 @@ class BottleneckAdapter(nn.Module):
         dtype: torch.dtype | None = None,
         expert_init: str = "independent",
         up_init: str = "normal",
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         if share not in SHARE_MODES:
             raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
         if expert_init not in EXPERT_INITS or up_init not in UP_INITS:
             raise ValueError(f"expert_init must be in {EXPERT_INITS} and up_init in {UP_INITS}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        self.act = ACTIVATIONS[activation]
         down_m = 1 if share == "down" else num_experts
         up_m = 1 if share == "up" else num_experts
         kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype}
@@ -74,9 +89,13 @@ class BottleneckAdapter(nn.Module):
                 self.up.weight.zero_()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.delta(h)
+
+    def delta(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual branch ``up(act(down(h)))`` (the ensemble's mean of it in eval mode)."""
         if not self.training and self.router.inference == "ensemble":
-            return h + self._ensemble(h)
-        return h + self.up(F.gelu(self.down(h)))
+            return self._ensemble(h)
+        return self.up(self.act(self.down(h)))
 
     def _ensemble(self, h: torch.Tensor) -> torch.Tensor:
         """Mean over j of expert pair j's output; a shared side always uses its single module."""
@@ -85,8 +104,11 @@ class BottleneckAdapter(nn.Module):
         for j in range(pairs):
             d = j if self.down.num_experts > 1 else 0
             u = j if self.up.num_experts > 1 else 0
-            outs.append(self.up(F.gelu(self.down(h, expert=d)), expert=u))
+            outs.append(self.up(self.act(self.down(h, expert=d)), expert=u))
         return torch.stack(outs).mean(0)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}"
 
 
 class AdaptedModule(AdaptationLayer):

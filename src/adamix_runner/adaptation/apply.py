@@ -28,7 +28,8 @@ class ParamCounts:
 
     ``inference``: what the adapted model uses at inference besides the frozen backbone, without the head:
     one merged adapter / LoRA pair per target (weights and biases), the 2·L·P·d prefix keys/values (not the
-    reparameterisation MLP), the biases for BitFit, the whole backbone for full fine-tuning.
+    reparameterisation MLP), the biases for BitFit, the whole backbone for full fine-tuning, and UniPELT's gates
+    (input-dependent, so they stay at inference).
     ``backbone``: the pretrained model's parameters (those tuned in place by ``full``/``bitfit`` included),
     without added modules and head. ``trainable``: what the optimizer gets (all experts, MLP and head).
     """

@@ -133,7 +133,7 @@ class LoRALayer(AdaptationLayer):
         return f"rank={self.rank}, alpha={self.alpha}, slices={self.slices}"
 
 
-def lora_for(base: nn.Module, model_type: str, spec, router: Router) -> LoRALayer:
+def lora_for(base: nn.Module, model_type: str, spec, router: Router, layer_type: type = LoRALayer) -> LoRALayer:
     """The LoRA layer of one target: query/value as a whole, or GPT-2 ``c_attn``'s Q and V thirds."""
     num_a = 1 if spec.share == "down" else spec.num_experts
     num_b = 1 if spec.share == "up" else spec.num_experts
@@ -141,4 +141,18 @@ def lora_for(base: nn.Module, model_type: str, spec, router: Router) -> LoRALaye
     if model_type == "gpt2":
         d = features_of(base)[1] // 3
         slices = ((0, d), (2 * d, 3 * d))
-    return LoRALayer(base, spec.lora_rank, spec.lora_alpha, spec.lora_dropout, num_a, num_b, router, slices)
+    return layer_type(base, spec.lora_rank, spec.lora_alpha, spec.lora_dropout, num_a, num_b, router, slices)
+
+
+@torch.no_grad()
+def share_initial_a(layers: list[LoRALayer]) -> None:
+    """Copy the first layer's A experts into every layer, as the official NLG GPT-2, which deep-copies one block
+    into all 24 (NLG/src/model.py L250-251; method reference §5.1): every layer starts from the same A."""
+    first = layers[0].lora_A.weight
+    for layer in layers[1:]:
+        other = layer.lora_A.weight
+        if other.shape != first.shape:
+            raise ValueError(
+                f"lora_shared_init needs equal A shapes, got {tuple(first.shape)} and {tuple(other.shape)}"
+            )
+        other.copy_(first)

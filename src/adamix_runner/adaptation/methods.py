@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from torch import nn
 
 from .adapter import AdaptedModule, BottleneckAdapter
-from .lora import lora_for
+from .lora import LoRALayer, lora_for, share_initial_a
 from .prefix import PrefixEncoder, PrefixSelfAttention
 from .routing import Router
 from .spec import AdaptationSpec
@@ -27,6 +27,7 @@ from .targets import (
     matching,
     model_type,
 )
+from .unipelt import GatedAdaptedModule, GatedLoRALayer, GatedPrefixSelfAttention, gate_like
 
 SPEC_ATTR = "adamix_spec"
 PREFIX_ENCODER = "prefix_encoder"
@@ -34,7 +35,6 @@ PREFIX_ENCODER = "prefix_encoder"
 
 def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
     """Wrap the method's targets in ``model`` (in place); ``full`` and ``bitfit`` add nothing."""
-    kind = model_type(model)
     method = spec.method
     if method in ("adamix", "adapter", "pfeiffer", "houlsby"):
         names = matching(model, ADAPTER_TARGETS, method)
@@ -43,14 +43,43 @@ def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
         for name in names:
             _replace(model, name, _adapted(model, model.get_submodule(name), spec, router))
     elif method in ("lora", "adamix_lora"):
-        for name in matching(model, LORA_TARGETS, method):
-            _replace(model, name, lora_for(model.get_submodule(name), kind, spec, router))
+        _install_lora(model, spec, router, LoRALayer)
     elif method == "prefix":
-        _install_prefix(model, spec)
+        _install_prefix(model, spec, PrefixSelfAttention)
+    elif method == "unipelt":
+        _install_unipelt(model, spec, router)
     object.__setattr__(model, SPEC_ATTR, spec)  # plain attribute: not a submodule, not in state_dict
 
 
-def _adapted(model: nn.Module, base: nn.Module, spec: AdaptationSpec, router: Router) -> AdaptedModule:
+def _install_unipelt(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
+    """The chosen components at their own methods' places, each wrapped with its gate (adaptation/unipelt.py).
+
+    LoRA goes in before the prefix: the prefix wraps the whole self-attention, whose query/value are then LoRA's.
+    """
+    if "prefix" in spec.components:
+        _check_prefix_supported(model)  # before anything is wrapped
+    if "adapter" in spec.components:
+        for name in matching(model, ADAPTER_TARGETS, "unipelt"):
+            _replace(model, name, _adapted(model, model.get_submodule(name), spec, router, gated=True))
+    if "lora" in spec.components:
+        _install_lora(model, spec, router, GatedLoRALayer)
+    if "prefix" in spec.components:
+        _install_prefix(model, spec, GatedPrefixSelfAttention)
+
+
+def _install_lora(model: nn.Module, spec: AdaptationSpec, router: Router, layer_type: type) -> None:
+    kind = model_type(model)
+    layers = []
+    for name in matching(model, LORA_TARGETS, spec.method):
+        layers.append(lora_for(model.get_submodule(name), kind, spec, router, layer_type))
+        _replace(model, name, layers[-1])
+    if spec.lora_shared_init:
+        share_initial_a(layers)
+
+
+def _adapted(
+    model: nn.Module, base: nn.Module, spec: AdaptationSpec, router: Router, gated: bool = False
+) -> AdaptedModule:
     ref = next(base.parameters())
     adapter = BottleneckAdapter(
         model.config.hidden_size,
@@ -63,11 +92,14 @@ def _adapted(model: nn.Module, base: nn.Module, spec: AdaptationSpec, router: Ro
         dtype=ref.dtype,
         expert_init=spec.expert_init,
         up_init=spec.up_init,
+        activation=spec.adapter_activation,
     )
+    if gated:
+        return GatedAdaptedModule(base, adapter, gate_like(model.config.hidden_size, ref))
     return AdaptedModule(base, adapter)
 
 
-def _install_prefix(model: nn.Module, spec: AdaptationSpec) -> None:
+def _check_prefix_supported(model: nn.Module) -> None:
     kind = model_type(model)
     if kind not in PREFIX_TARGETS:
         raise ValueError(
@@ -75,6 +107,10 @@ def _install_prefix(model: nn.Module, spec: AdaptationSpec) -> None:
             "causal attention would need its own causal mask over [prefix; sequence] and KV-cache handling "
             f"(see adaptation/prefix.py); supported: {sorted(PREFIX_TARGETS)}"
         )
+
+
+def _install_prefix(model: nn.Module, spec: AdaptationSpec, attention_type: type) -> None:
+    _check_prefix_supported(model)
     names = matching(model, PREFIX_TARGETS, "prefix")
     owner = names[0][: names[0].rindex("layer.")].rstrip(".")  # the encoder holding the layer list
     ref = next(model.get_submodule(names[0]).parameters())
@@ -89,7 +125,7 @@ def _install_prefix(model: nn.Module, spec: AdaptationSpec) -> None:
     encoder.train(model.training)
     model.get_submodule(owner).add_module(PREFIX_ENCODER, encoder)
     for layer, name in enumerate(names):
-        _replace(model, name, PrefixSelfAttention(model.get_submodule(name), encoder, layer))
+        _replace(model, name, attention_type(model.get_submodule(name), encoder, layer))
 
 
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:

@@ -114,11 +114,13 @@ class ExpertLinear(nn.Module):
         return out + self.bias[indices].view(x.shape[0], *([1] * (x.dim() - 2)), self.out_features)
 
     def merged(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Mean of the experts' weights and biases, cached for gradient-free evaluation.
+        """Mean of the experts' weights and biases, cached only for gradient-free evaluation in eval mode.
 
-        With autograd on, the mean is recomputed so that it stays differentiable and no stale graph is kept.
+        With autograd on, the mean is recomputed so that it stays differentiable and no stale graph is kept. In
+        train mode it is never cached: the optimizer changes the experts in place between calls, so a mean cached
+        by a no-grad call during training would outlive the next step. Every mode switch drops the cache.
         """
-        if torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled():
             return self._mean()
         if self._merged is None:
             self._merged = self._mean()
@@ -138,8 +140,7 @@ class ExpertLinear(nn.Module):
         self._merged = None
 
     def train(self, mode: bool = True) -> ExpertLinear:
-        if mode:
-            self._merged = None
+        self._merged = None
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):

@@ -73,6 +73,10 @@ class PrefixSelfAttention(nn.Module):
         self.layer = layer
         object.__setattr__(self, "encoder", encoder)  # shared, registered once on the model: not a child here
 
+    def prefix_scale(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        """A per-example factor [B, 1, 1, 1] on the prefix keys and values; none here (UniPELT's gate sets one)."""
+        return None
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -93,6 +97,9 @@ class PrefixSelfAttention(nn.Module):
             p.to(key.dtype).view(1, -1, base.num_attention_heads, base.attention_head_size).transpose(1, 2)
             for p in self.encoder.layer_prefix(self.layer)
         )
+        scale = self.prefix_scale(hidden_states)
+        if scale is not None:
+            pk, pv = pk * scale, pv * scale
         key = torch.cat([pk.expand(batch, -1, -1, -1), key], dim=2)
         value = torch.cat([pv.expand(batch, -1, -1, -1), value], dim=2)
         attention_mask = _extend_mask(attention_mask, self.encoder.prefix_length)

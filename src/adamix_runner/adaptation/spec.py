@@ -12,6 +12,8 @@ Methods (method reference §5, §7):
 ``bitfit``      only the backbone's biases train
 ``prefix``      prefix-tuning with the reparameterisation MLP (BERT/RoBERTa only)
 ``full``        full fine-tuning: every backbone weight trains
+``unipelt``     UniPELT (Mao et al., 2022): the adapter, prefix and LoRA modules above, each scaled by its own
+                learned gate; ``components`` picks them (AP: adapter + prefix, APL: all three); see :mod:`.unipelt`
 =============  ==========================================================================================
 
 The classification head trains with every method. ``share`` names the projection shared by all experts:
@@ -23,11 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .adapter import EXPERT_INITS, SHARE_MODES, UP_INITS
+from .adapter import ACTIVATIONS, EXPERT_INITS, SHARE_MODES, UP_INITS
 from .routing import INFERENCE_MODES
 
-METHODS = ("adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full")
+METHODS = (
+    "adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt",
+)  # fmt: skip
 MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
+UNIPELT_COMPONENTS = ("adapter", "prefix", "lora")
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,10 @@ class AdaptationSpec:
 
     ``adapter_dim`` is the bottleneck size of the adapter methods and is ignored by the others. LoRA uses
     ``lora_rank`` (r), ``lora_alpha`` (scaling alpha / r) and ``lora_dropout``; prefix-tuning uses
-    ``prefix_length`` and ``prefix_hidden`` (the reparameterisation MLP's width).
+    ``prefix_length`` and ``prefix_hidden`` (the reparameterisation MLP's width). ``adapter_activation`` is the
+    bottleneck's nonlinearity (:data:`.adapter.ACTIVATIONS`). ``lora_shared_init`` starts every LoRA layer from
+    the same A (the official NLG GPT-2 deep-copies one block into all layers). ``components`` is read by
+    ``unipelt`` only.
     """
 
     method: str
@@ -53,6 +61,9 @@ class AdaptationSpec:
     lora_dropout: float = 0.0
     prefix_length: int = 10  # UniPELT's prefix length (the source of the paper's prefix-tuning row)
     prefix_hidden: int = 512  # Li & Liang (2021) reparameterisation width
+    adapter_activation: str = "gelu"  # official NLU ExpertSoup (the NLG one: "gelu_tanh")
+    lora_shared_init: bool = False
+    components: tuple[str, ...] = UNIPELT_COMPONENTS
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -84,6 +95,17 @@ class AdaptationSpec:
         if self.prefix_length <= 0 or self.prefix_hidden <= 0:
             raise ValueError(
                 f"prefix_length and prefix_hidden must be > 0, got {self.prefix_length}, {self.prefix_hidden}"
+            )
+        if self.adapter_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"adapter_activation must be one of {tuple(ACTIVATIONS)}, got {self.adapter_activation!r}"
+            )
+        object.__setattr__(self, "components", tuple(self.components))
+        unknown = [c for c in self.components if c not in UNIPELT_COMPONENTS]
+        if unknown or not self.components or len(set(self.components)) != len(self.components):
+            raise ValueError(
+                f"components must be distinct names among {UNIPELT_COMPONENTS} (at least one), "
+                f"got {list(self.components)}"
             )
 
     @property

@@ -53,9 +53,12 @@ def compute(names: Sequence[str], predictions: np.ndarray, references: np.ndarra
     return {name: METRICS[name](predictions, references) for name in names}
 
 
-def predictions_from_logits(logits: np.ndarray, num_labels: int) -> np.ndarray:
-    """Class ids (argmax over the last axis), or the scores themselves for regression (num_labels == 1)."""
+def predictions_from_logits(logits: np.ndarray, num_labels: int, minimum: float | None = None) -> np.ndarray:
+    """Class ids (argmax over the last axis), or the scores themselves for regression (num_labels == 1), clipped
+    below at ``minimum`` when given (the official RoBERTa code clips STS-B scores at 0 at inference:
+    ``torch.clip(logits, min=0)``, modeling_roberta.py L1285-1286, method reference §2.1)."""
     logits = np.asarray(logits)
     if num_labels == 1:
-        return logits.reshape(-1)
+        scores = logits.reshape(-1)
+        return scores if minimum is None else np.maximum(scores, minimum)
     return logits.argmax(axis=-1)

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache
@@ -165,8 +166,20 @@ def score(
 
 def score_split(split, predictions, references, names, protocol, seen=None) -> dict[str, float]:
     """`{"<split>/<name>": value}`; with WebNLG's per-input `seen` flags also `<split>_seen/…` and
-    `<split>_unseen/…` (gpt2_decode.py --filter seen / unseen: each subset scored on its own)."""
+    `<split>_unseen/…` (gpt2_decode.py --filter seen / unseen: each subset scored on its own).
+
+    `<split>/empty_predictions` counts the empty completions, and any empty one is also warned about: a model that
+    writes nothing scores 0, which must not read as a (bad) score of real text."""
+    empty = sum(1 for prediction in predictions if not prediction.strip())
+    if empty:
+        warnings.warn(
+            f"{empty} of {len(predictions)} {split} predictions are empty (see predictions/{split}.pred.txt); "
+            "their metrics score nothing the model wrote",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     results = {f"{split}/{k}": v for k, v in score(predictions, references, names, protocol).items()}
+    results[f"{split}/empty_predictions"] = float(empty)
     for flag, tag in ((True, "seen"), (False, "unseen")) if seen is not None else ():
         chosen = [i for i, value in enumerate(seen) if value == flag]
         if chosen:

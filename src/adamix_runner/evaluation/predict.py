@@ -32,7 +32,7 @@ def evaluate(model, loaders: Mapping[str, object], task, accelerator) -> dict[st
         logits, labels = split_logits(model, loader, accelerator)
         loss = task_loss(torch.from_numpy(logits), torch.from_numpy(labels), task.num_labels)
         results[f"{split}/loss"] = float(loss)
-        predictions = predictions_from_logits(logits, task.num_labels)
+        predictions = predictions_from_logits(logits, task.num_labels, task.prediction_min)
         for name, value in compute(task.metrics, predictions, labels).items():
             results[f"{split}/{name}"] = value
     return results

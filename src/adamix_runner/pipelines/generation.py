@@ -17,7 +17,7 @@ from adamix_runner.evaluation.generation import generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
 from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.pipelines import Prepared
-from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids
+from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids, uses_chat
 from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.lm_losses import lm_adamix_loss
 
@@ -36,12 +36,13 @@ def _evaluator(cfg, task, tokenizer, model, accelerator, folder: Path):
     """Each rank decodes its share of the inputs; rank 0 writes the predictions and scores them, and every rank
     gets the scores (they drive `select=best` everywhere)."""
     settings = GenerationConfig(**OmegaConf.to_container(cfg.generation, resolve=True))
+    chat = uses_chat(tokenizer, cfg.model.prompt_format)
 
     def evaluate() -> dict[str, float]:
         results: dict[str, float] = {}
         for split in task.eval_splits:
             rows = task.splits[split]
-            prompts = prompt_ids(tokenizer, rows["context"], task.max_prompt_length)
+            prompts = prompt_ids(tokenizer, rows["context"], task.max_prompt_length, chat)
             with accelerator.split_between_processes(prompts) as share:
                 decoded = generate(model, tokenizer, share, settings)
             predictions = gather_object(decoded)  # contiguous shares in rank order: the inputs' order
@@ -57,7 +58,9 @@ def _evaluator(cfg, task, tokenizer, model, accelerator, folder: Path):
 
 
 def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
-    train = encode_pairs(task.splits["train"], tokenizer, cfg.data.max_seq_length)
+    train = encode_pairs(
+        task.splits["train"], tokenizer, cfg.data.max_seq_length, uses_chat(tokenizer, cfg.model.prompt_format)
+    )
     opts = cfg.train
     loader = make_train_loader(
         train, opts.batch_size, LMCollator(tokenizer), opts.group_by_length, opts.num_workers, seed=cfg.seed

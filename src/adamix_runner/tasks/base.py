@@ -48,6 +48,7 @@ class TaskData:
     label_names: list[str] | None = None
     protocol: str | None = None
     max_prompt_length: int | None = None
+    prediction_min: float | None = None  # regression predictions are clipped below this at evaluation
 
     @property
     def is_regression(self) -> bool:
@@ -198,4 +199,5 @@ def build(task_cfg, data_cfg, splits: DatasetDict, num_labels: int, label_names:
         metrics=tuple(task_cfg.metrics),
         primary_metric=task_cfg.primary_metric,
         label_names=label_names,
+        prediction_min=task_cfg.get("prediction_min"),
     )

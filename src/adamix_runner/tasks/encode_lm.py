@@ -1,10 +1,18 @@
 """Causal-LM encoding for NLG, as the official GPT-2 pipeline (NLG/src/gpt2_encode.py, data_utils.FT_Dataset).
 
-Training row: `tokens(context) + [sep] + tokens(" " + completion) + [eos]`, cut to `seq_len` from the right;
-labels are -100 on the context and the separator, so only the completion and its EOS are learnt. GPT-2's
-separator and EOS are both `<|endoftext|>` (50256, `--add_bos --add_eos`); other LMs use their own EOS for
-both. Generation prompt: `tokens(context) + [sep]`, keeping its last `max_prompt_length` tokens (the official
-query keeps the last `seq_len - eval_len`), left-padded so that every row's next token sits at the same place.
+Training row: `prompt(context) + completion`, cut to `seq_len` from the right; labels are -100 on the prompt, so
+only the completion and its EOS are learnt. Generation prompt: the same `prompt(context)`, keeping its last
+`max_prompt_length` tokens (the official query keeps the last `seq_len - eval_len`), left-padded so that every
+row's next token sits at the same place. Two prompt formats (`model.prompt_format`, `auto` picks by tokenizer):
+
+- plain, the official one: `tokens(context) + [eos]`, completion `tokens(" " + text) + [eos]`. GPT-2's separator
+  and EOS are both `<|endoftext|>` (50256, `--add_bos --add_eos`), its document boundary, after which any text
+  may follow. For GPT-2 and every tokenizer without a chat template.
+- chat: the tokenizer's chat template with the context as the user turn and the assistant header as the end of
+  the prompt; completion `tokens(text) + [eos]` (the assistant turn's end). For instruct LMs (SmolLM2-Instruct):
+  their EOS ends a chat turn and is always followed by the next turn's header in their training, so as a plain
+  separator it makes the model write "\n" and stop (the first completion token has a log-probability near -23
+  after `<|im_end|>`, about -3.4 after the assistant header), and every prediction decodes empty.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ import torch
 from datasets import Dataset
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
+
+from adamix_runner.config import PROMPT_FORMATS
+from adamix_runner.errors import UserError
 
 IGNORE = -100
 
@@ -41,16 +52,40 @@ def _tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[li
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
-def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> Dataset:
+def uses_chat(tokenizer: PreTrainedTokenizerBase, prompt_format: str = "auto") -> bool:
+    """Whether prompts use the chat template: `auto` when the tokenizer has one, `chat` / `plain` as told."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise UserError(f"model.prompt_format={prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}.")
+    if prompt_format == "chat" and not tokenizer.chat_template:
+        raise UserError(
+            f"model.prompt_format=chat needs a tokenizer with a chat template; {tokenizer.name_or_path} has none "
+            "(use model.prompt_format=plain or auto)."
+        )
+    return prompt_format == "chat" or (prompt_format == "auto" and bool(tokenizer.chat_template))
+
+
+def _prompts(tokenizer: PreTrainedTokenizerBase, contexts: Sequence[str], chat: bool) -> list[list[int]]:
+    if not chat:
+        separator = special_ids(tokenizer).separator
+        return [[*ids, separator] for ids in _tokens(tokenizer, contexts)]
+    turns = [[{"role": "user", "content": context}] for context in contexts]
+    texts = [tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False) for turn in turns]
+    return _tokens(tokenizer, texts)  # the template's special tokens are parsed as such
+
+
+def _completions(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], chat: bool) -> list[list[int]]:
+    eos = special_ids(tokenizer).eos
+    return [[*ids, eos] for ids in _tokens(tokenizer, [text if chat else " " + text for text in texts])]
+
+
+def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int, chat: bool = False) -> Dataset:
     """(context, completion) rows -> input_ids and labels (no padding: the collator pads per batch)."""
-    ids = special_ids(tokenizer)
 
     def tokenize(batch: dict) -> dict:
-        contexts = _tokens(tokenizer, batch["context"])
-        targets = _tokens(tokenizer, [" " + text for text in batch["completion"]])
+        prompts = _prompts(tokenizer, batch["context"], chat)
+        completions = _completions(tokenizer, batch["completion"], chat)
         input_ids, labels = [], []
-        for context, target in zip(contexts, targets, strict=True):
-            condition, completion = [*context, ids.separator], [*target, ids.eos]
+        for condition, completion in zip(prompts, completions, strict=True):
             input_ids.append((condition + completion)[:seq_len])
             labels.append(([IGNORE] * len(condition) + completion)[:seq_len])
         return {"input_ids": input_ids, "labels": labels}
@@ -58,11 +93,12 @@ def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int
     # named by the tokenizer's source instead of a hash of the tokenizer itself (seconds for a 50k-token BPE)
     key = (
         data._fingerprint,
-        "encode_pairs-1",
+        "encode_pairs-2",
         type(tokenizer).__name__,
         tokenizer.name_or_path,
         len(tokenizer),
         seq_len,
+        chat,
     )
     return data.map(
         tokenize,
@@ -73,10 +109,11 @@ def encode_pairs(data: Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int
     )
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, contexts: Sequence[str], max_prompt_length: int) -> list[list[int]]:
-    """Generation prompts: context + separator, keeping the last `max_prompt_length` tokens."""
-    separator = special_ids(tokenizer).separator
-    return [[*ids, separator][-max_prompt_length:] for ids in _tokens(tokenizer, contexts)]
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, contexts: Sequence[str], max_prompt_length: int, chat: bool = False
+) -> list[list[int]]:
+    """Generation prompts, as the training rows' prompts, keeping the last `max_prompt_length` tokens."""
+    return [ids[-max_prompt_length:] for ids in _prompts(tokenizer, contexts, chat)]
 
 
 class LMCollator:
