@@ -33,6 +33,27 @@ UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps")
 
 
 @dataclass
+class PromptConfig:
+    """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order)."""
+
+    template: str = MISSING
+    label_words: list[str] = MISSING
+    label_names: list[str] | None = None  # class names; string labels of the data are mapped by their place here
+    lowercase: bool = False  # LiST lower-cases MNLI's premise and hypothesis
+    list_folder: str | None = None  # the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
+    list_labels: list[str] | None = None  # the raw labels of the LiST files, in class-id order
+
+
+@dataclass
+class FewShotConfig:
+    """Which few-shot split a prompt task trains on (tasks/fewshot.py); ignored by other tasks."""
+
+    k: int | None = 30
+    split_seed: int | None = None
+    data_dir: str | None = None
+
+
+@dataclass
 class TaskConfig:
     name: str = MISSING
     family: str = MISSING
@@ -50,6 +71,7 @@ class TaskConfig:
     primary_metric: str = "validation/accuracy"
     validation_fraction: float = 0.2
     split_seed: int = 0
+    prompt: PromptConfig | None = None
 
 
 @dataclass
@@ -78,6 +100,8 @@ class PeftConfig:
     lora_dropout: float = 0.0
     prefix_length: int = 10
     prefix_hidden: int = 512
+    adapter_form: str = "expert_soup"
+    init_std: float = 0.02
 
 
 @dataclass
@@ -145,6 +169,7 @@ class RunConfig:
     peft: PeftConfig = MISSING
     train: TrainConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     logger: LoggerConfig = MISSING
     seed: int = 0
@@ -211,6 +236,7 @@ def validate(cfg: DictConfig) -> None:
         f"generation.max_new_tokens must be >= 1, got {cfg.generation.max_new_tokens}.",
     )
     _check_model_fits_task(cfg)
+    _check_prompt(cfg)
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     attention = cfg.model.attn_implementation
@@ -263,6 +289,29 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
             f"task={cfg.task.name} generates text, but model={cfg.model.name} is an encoder-only {model_type}; "
             "use a causal LM: model=gpt2-medium, model=gpt2, model=tiny-gpt2 or model=smollm2."
         )
+
+
+def _check_prompt(cfg: DictConfig) -> None:
+    """A prompt task: a parsable template, one label word per class, last-step reporting (no validation set)."""
+    prompt = cfg.task.get("prompt")
+    if prompt is None:
+        _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt set).")
+        return
+    from adamix_runner.tasks.encode_prompt import parse_template
+
+    _require(cfg.task.family not in GENERATION_FAMILIES, f"task.prompt does not apply to {cfg.task.name}.")
+    parse_template(prompt.template)
+    words, names = list(prompt.label_words), prompt.label_names
+    _require(len(words) >= 2, f"task.prompt.label_words needs one word per class (>= 2), got {words}.")
+    _require(not names or len(names) == len(words), f"task.prompt.label_names {names} and label_words {words} differ")
+    _require(
+        cfg.train.select == "last",
+        "train.select=best selects on the evaluation set, and a few-shot task has no validation set: use "
+        "train.select=last (the last step is reported, as in LiST).",
+    )
+    k, split_seed = cfg.fewshot.k, cfg.fewshot.split_seed
+    _require(k is None or k > 0, f"fewshot.k must be > 0 or null (every training row), got {k}.")
+    _require(split_seed is None or split_seed >= 0, f"fewshot.split_seed must be >= 0 or null, got {split_seed}.")
 
 
 def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:

@@ -24,6 +24,7 @@ from adamix_runner.adaptation import apply, count_parameters, merge, trainable_p
 from adamix_runner.config import adaptation_spec, check_resolvable, config_hash, run_dir, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
+from adamix_runner.tasks.fewshot import options as fewshot_options
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
 from adamix_runner.training.signals import Interrupted
@@ -131,7 +132,7 @@ def _accelerator(cfg: DictConfig) -> Accelerator:
 def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     started = time.perf_counter()
     pipeline = for_kind(tasks.kind(cfg.task))  # a missing optional dependency fails before the data loads
-    task = tasks.load(cfg.task, cfg.data)
+    task = tasks.load(cfg.task, cfg.data, fewshot_options(cfg.fewshot, cfg.seed))
     tokenizer = pipeline.load_tokenizer(cfg)
     saved = _saved_adapter(cfg)
     model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
@@ -175,7 +176,10 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
             artifacts.save_adapter(model, folder / "adapter", meta)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    return _record(cfg, "completed", counts, metrics, timing)
+    record = _record(cfg, "completed", counts, metrics, timing)
+    if task.notes:  # facts about the data the numbers rest on (a substitute evaluation set)
+        record["notes"] = dict(task.notes)
+    return record
 
 
 def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:

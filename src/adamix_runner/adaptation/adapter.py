@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .mixture import ExpertLinear
@@ -30,7 +29,8 @@ class AdaptationLayer(nn.Module):
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(gelu(down(h)))`` with exact GELU, no LayerNorm, no scaling (official ``ExpertSoup``).
+    """``h + up(gelu(down(h)))`` with exact GELU, no LayerNorm, no scaling (official ``ExpertSoup``); with
+    ``linear=True`` and ``bias=False``, LiST's adapter ``h + up(down(h))`` (no activation, no biases).
 
     ``share`` names the projection kept as one module shared by all experts; the other has ``num_experts``.
     The official default shares the up-projection (reference §3).
@@ -46,21 +46,24 @@ class BottleneckAdapter(nn.Module):
         init_std: float = 0.02,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
+        linear: bool = False,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if share not in SHARE_MODES:
             raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
         down_m = 1 if share == "down" else num_experts
         up_m = 1 if share == "up" else num_experts
-        kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype}
+        kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype, "bias": bias}
         self.router = router
+        self.activation = nn.Identity() if linear else nn.GELU()
         self.down = ExpertLinear(hidden, adapter_dim, down_m, **kw)
         self.up = ExpertLinear(adapter_dim, hidden, up_m, **kw)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training and self.router.inference == "ensemble":
             return h + self._ensemble(h)
-        return h + self.up(F.gelu(self.down(h)))
+        return h + self.up(self.activation(self.down(h)))
 
     def _ensemble(self, h: torch.Tensor) -> torch.Tensor:
         """Mean over j of expert pair j's output; a shared side always uses its single module."""
@@ -69,7 +72,7 @@ class BottleneckAdapter(nn.Module):
         for j in range(pairs):
             d = j if self.down.num_experts > 1 else 0
             u = j if self.up.num_experts > 1 else 0
-            outs.append(self.up(F.gelu(self.down(h, expert=d)), expert=u))
+            outs.append(self.up(self.activation(self.down(h, expert=d)), expert=u))
         return torch.stack(outs).mean(0)
 
 

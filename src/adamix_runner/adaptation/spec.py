@@ -12,7 +12,13 @@ Methods (method reference §5, §7):
 ``bitfit``      only the backbone's biases train
 ``prefix``      prefix-tuning with the reparameterisation MLP (BERT/RoBERTa only)
 ``full``        full fine-tuning: every backbone weight trains
+``head``        only the task head trains (a linear probe; on a prompt head: LiST's head-only row)
+``prompt_tuning`` soft prompt tuning: ``prefix_length`` input embeddings replace filler slots of a prompt
 =============  ==========================================================================================
+
+``adapter_form`` (adapter methods): ``expert_soup`` is the official AdaMix adapter (GELU, biases; after the FFN
+output, Houlsby also after the attention output); ``list`` is LiST's adapter (fewshot reference §2.5): linear
+(no activation), no biases, after both sub-layers' output projections, weights N(0, ``init_std``).
 
 The classification head trains with every method. ``share`` names the projection shared by all experts:
 for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
@@ -26,7 +32,20 @@ from dataclasses import dataclass
 from .adapter import SHARE_MODES
 from .routing import INFERENCE_MODES
 
-METHODS = ("adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full")
+METHODS = (
+    "adamix",
+    "adapter",
+    "pfeiffer",
+    "houlsby",
+    "lora",
+    "adamix_lora",
+    "bitfit",
+    "prefix",
+    "full",
+    "head",
+    "prompt_tuning",
+)
+ADAPTER_FORMS = ("expert_soup", "list")
 MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
 
 
@@ -51,6 +70,7 @@ class AdaptationSpec:
     lora_dropout: float = 0.0
     prefix_length: int = 10  # UniPELT's prefix length (the source of the paper's prefix-tuning row)
     prefix_hidden: int = 512  # Li & Liang (2021) reparameterisation width
+    adapter_form: str = "expert_soup"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -67,6 +87,8 @@ class AdaptationSpec:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {self.inference!r}")
         if not 0 <= self.fixed_expert < self.num_experts:
             raise ValueError(f"fixed_expert must be in [0, {self.num_experts}), got {self.fixed_expert}")
+        if self.adapter_form not in ADAPTER_FORMS:
+            raise ValueError(f"adapter_form must be one of {ADAPTER_FORMS}, got {self.adapter_form!r}")
         if self.init_std < 0:
             raise ValueError(f"init_std must be >= 0, got {self.init_std}")
         if self.lora_rank <= 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -34,7 +34,9 @@ class TaskData:
 
     `kind` says what the model does with it: "classification" (regression included, num_labels == 1), or
     "generation" (tasks/nlg.py: train rows (context, completion), evaluation rows (context, references) scored
-    under the nlg_metrics `protocol`, prompts cut to their last `max_prompt_length` tokens; num_labels 0).
+    under the nlg_metrics `protocol`, prompts cut to their last `max_prompt_length` tokens; num_labels 0), or
+    "prompt" (tasks/fewshot.py: classification rows read through a template by an LM head). `notes` are facts
+    about the data that the run's results.json must carry (e.g. a substitute evaluation set).
     """
 
     name: str
@@ -48,6 +50,7 @@ class TaskData:
     label_names: list[str] | None = None
     protocol: str | None = None
     max_prompt_length: int | None = None
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_regression(self) -> bool:
