@@ -34,10 +34,11 @@ UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps")
 
 @dataclass
 class PromptConfig:
-    """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order)."""
+    """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order).
+    A task with a template is a prompt task, whatever its family (task=local task.prompt.template=...)."""
 
-    template: str = MISSING
-    label_words: list[str] = MISSING
+    template: str | None = None
+    label_words: list[str] | None = None
     label_names: list[str] | None = None  # class names; string labels of the data are mapped by their place here
     lowercase: bool = False  # LiST lower-cases MNLI's premise and hypothesis
     list_folder: str | None = None  # the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
@@ -71,7 +72,7 @@ class TaskConfig:
     primary_metric: str = "validation/accuracy"
     validation_fraction: float = 0.2
     split_seed: int = 0
-    prompt: PromptConfig | None = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 @dataclass
@@ -293,14 +294,16 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
 
 def _check_prompt(cfg: DictConfig) -> None:
     """A prompt task: a parsable template, one label word per class, last-step reporting (no validation set)."""
-    prompt = cfg.task.get("prompt")
-    if prompt is None:
-        _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt set).")
+    prompt = cfg.task.prompt
+    if prompt.template is None:
+        _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
+        _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
         return
     from adamix_runner.tasks.encode_prompt import parse_template
 
     _require(cfg.task.family not in GENERATION_FAMILIES, f"task.prompt does not apply to {cfg.task.name}.")
     parse_template(prompt.template)
+    _require(prompt.label_words is not None, "task.prompt.template needs task.prompt.label_words=[word per class].")
     words, names = list(prompt.label_words), prompt.label_names
     _require(len(words) >= 2, f"task.prompt.label_words needs one word per class (>= 2), got {words}.")
     _require(not names or len(names) == len(words), f"task.prompt.label_names {names} and label_words {words} differ")

@@ -26,7 +26,8 @@ def kind(task_cfg) -> str:
     words read by an LM head) or "classification" (a sequence-classification head)."""
     if task_cfg.family in GENERATION_FAMILIES:
         return "generation"
-    return "prompt" if task_cfg.get("prompt") is not None else "classification"
+    prompt = task_cfg.get("prompt")
+    return "prompt" if prompt is not None and prompt.get("template") is not None else "classification"
 
 
 def load(task_cfg, data_cfg, fewshot=None) -> TaskData:

@@ -87,6 +87,8 @@ def load(task_cfg, data_cfg, fewshot: FewShot) -> TaskData:
     else:
         splits, notes = _from_pool(task_cfg, data_cfg, fewshot), {}
     splits = DatasetDict({s: _as_class_ids(d, names, s) for s, d in splits.items()})
+    feature = splits["train"].features["label"]
+    names = names or (feature.names if isinstance(feature, ClassLabel) else None)
     if prompt.lowercase:  # LiST's MNLI processors lower-case premise and hypothesis
         fields = list(task_cfg.text_fields)
         splits = splits.map(lambda row: {f: row[f].lower() for f in fields}, desc="Lower-casing")
