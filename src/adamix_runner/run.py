@@ -138,6 +138,11 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
     counts = count_parameters(model)
     _show_params(tracker, counts)
+    if counts.trainable == 0 and not cfg.eval_only:
+        raise UserError(
+            f"peft={cfg.peft.method} trains no parameter of model={cfg.model.name} (its head has nothing besides the "
+            "vocabulary projection, which stays frozen); choose another method."
+        )
     accelerator = _accelerator(cfg)
     model.to(accelerator.device)
     prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
