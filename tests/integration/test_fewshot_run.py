@@ -69,8 +69,17 @@ def test_every_method_runs_on_a_prompt_head(compose_run, model, method):
     assert trained.record["status"] == "completed"
     assert trained.record["params"]["trainable"] > 0
     saved = trained.run_dir / ("model" if method == "full" else "adapter")
-    reloaded = run(compose_run(*LOCAL, f"model={model}", f"peft={method}", "fewshot.k=24", *SHORT, "eval_only=true",
-                               f"adapter_path={saved}"))
+    reloaded = run(
+        compose_run(
+            *LOCAL,
+            f"model={model}",
+            f"peft={method}",
+            "fewshot.k=24",
+            *SHORT,
+            "eval_only=true",
+            f"adapter_path={saved}",
+        )
+    )
     assert reloaded.record["metrics"] == trained.record["metrics"]
 
 
@@ -78,11 +87,27 @@ def test_every_method_runs_on_a_prompt_head(compose_run, model, method):
 def test_a_table6_smoke_cell_runs_through_the_cli(tmp_path):
     """The exact smoke cell of conf/table/table6.yaml (MNLI, AdaMix), as `adamix-run` runs it."""
     command = [
-        sys.executable, "-m", "adamix_runner", "task=fewshot_mnli", "model=tiny-roberta", "peft=adamix_list",
-        f"fewshot.data_dir={LIST_DIR}", "fewshot.k=30", "train.batch_size=4", "train.warmup_ratio=0.0",
-        "train.eval_every_epoch=false", "train.select=last", "data.max_seq_length=128", "train.lr=5e-6",
-        "train.epochs=400", "train.weight_decay=0.1", "train.max_steps=2", "data.max_eval_samples=16",
-        f"output_root={tmp_path}", "logger=none", "seed=2",
+        sys.executable,
+        "-m",
+        "adamix_runner",
+        "task=fewshot_mnli",
+        "model=tiny-roberta",
+        "peft=adamix_list",
+        f"fewshot.data_dir={LIST_DIR}",
+        "fewshot.k=30",
+        "train.batch_size=4",
+        "train.warmup_ratio=0.0",
+        "train.eval_every_epoch=false",
+        "train.select=last",
+        "data.max_seq_length=128",
+        "train.lr=5e-6",
+        "train.epochs=400",
+        "train.weight_decay=0.1",
+        "train.max_steps=2",
+        "data.max_eval_samples=16",
+        f"output_root={tmp_path}",
+        "logger=none",
+        "seed=2",
     ]
     subprocess.run(command, check=True, capture_output=True, text=True)
     (results,) = tmp_path.glob("runs/fewshot_mnli/tiny-roberta/adamix/*/seed2/results.json")
@@ -113,5 +138,5 @@ def test_prompt_tuning_needs_a_prompt_task_and_causal_lms_a_mask_after_the_sente
 
 
 def test_missing_split_folder_names_what_is_there(compose_run):
-    with pytest.raises(UserError, match="few-shot split folder .* not found"):
+    with pytest.raises(UserError, match=r"few-shot split folder .* not found"):
         run(compose_run("task=fewshot_sst2", "model=tiny-roberta", f"fewshot.data_dir={LIST_DIR}", "fewshot.k=16"))

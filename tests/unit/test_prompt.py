@@ -104,7 +104,7 @@ EVAL_ROWS = {"mnli": 210, "qqp": 210, "rte": 277, "sst2": 872, "mpqa": 2000, "su
 
 
 def _check_train(compose_run, name: str, seed: int):
-    cfg, task = _task(compose_run, name, seed)
+    _, task = _task(compose_run, name, seed)
     train = task.splits["train"]
     assert len(train) == 30
     counts = Counter(train["label"])

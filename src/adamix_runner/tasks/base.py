@@ -6,9 +6,10 @@ A family reads its raw splits its own way, then hands them to `select_columns`, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -50,7 +51,7 @@ class TaskData:
     label_names: list[str] | None = None
     protocol: str | None = None
     max_prompt_length: int | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def is_regression(self) -> bool:

@@ -175,7 +175,8 @@ class PromptEncoder:
         while excess > 0:
             longest = max(sentences, key=lambda i: len(pieces[i]), default=None)
             if longest is None or not pieces[longest]:
-                raise UserError(f"data.max_seq_length={self.rendering.max_length} cannot hold the template's own tokens")
+                limit = self.rendering.max_length
+                raise UserError(f"data.max_seq_length={limit} cannot hold the template's own tokens")
             pieces[longest].pop()
             excess -= 1
 
@@ -201,7 +202,7 @@ class PromptCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
-        keys = ("input_ids", "attention_mask", "token_type_ids") if self.token_types else ("input_ids", "attention_mask")
+        keys = ("input_ids", "attention_mask", *(("token_type_ids",) if self.token_types else ()))
         batch = {key: torch.zeros((len(rows), width), dtype=torch.long) for key in keys}
         batch["input_ids"].fill_(self.pad_id)
         for i, row in enumerate(rows):

@@ -43,7 +43,11 @@ _QQP = ListFile(True, ("question1", "question2"), "is_duplicate")
 
 # task folder -> (extension, full evaluation file stem, {file stem: format})
 LIST_LAYOUT: dict[str, tuple[str, str, dict[str, ListFile]]] = {
-    "SST-2": (".tsv", "test", {"train": _SINGLE, "test": ListFile(True, ("sentence",), "label"), "test_clue": _SINGLE}),
+    "SST-2": (
+        ".tsv",
+        "test",
+        {"train": _SINGLE, "test": ListFile(True, ("sentence",), "label"), "test_clue": _SINGLE},
+    ),
     "MNLI": (
         ".tsv",
         "test_matched",
@@ -167,7 +171,8 @@ def _read_list_file(path: Path, layout: ListFile, fields: list[str]) -> datasets
     if not path.is_file():
         raise UserError(f"few-shot file {path} not found; the LiST layout is <TASK>/<K>-<seed>/train.*, test.*")
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".tsv" else csv.reader(handle)
+        tsv = path.suffix == ".tsv"
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(handle)
         rows = [row for row in reader if row]
     header = rows.pop(0) if layout.header else None
 
