@@ -43,8 +43,8 @@ def main(overrides: list[str]) -> None:
     baseline = zero_shot(cfg)
     zero_s = time.perf_counter() - started
     metric = cfg.task.primary_metric
-    rows = len(trained.record["config"]["task"]["prompt"]["label_words"])
-    print(f"\n{cfg.task.name} / {cfg.model.name}: {metric}, {rows} classes, template {cfg.task.prompt.template!r}")
+    classes = len(cfg.task.prompt.label_words)
+    print(f"\n{cfg.task.name} / {cfg.model.name}: {metric}, {classes} classes, template {cfg.task.prompt.template!r}")
     print(f"  zero-shot (no training)              {baseline[metric]:.4f}   ({zero_s:.0f} s)")
     print(
         f"  few-shot {cfg.peft.method} (K={cfg.fewshot.k}, seed {cfg.seed})"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adamix_runner.errors import UserError
+from adamix_runner.errors import OfflineError, UserError
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -140,3 +140,8 @@ def test_prompt_tuning_needs_a_prompt_task_and_causal_lms_a_mask_after_the_sente
 def test_missing_split_folder_names_what_is_there(compose_run):
     with pytest.raises(UserError, match=r"few-shot split folder .* not found"):
         run(compose_run("task=fewshot_sst2", "model=tiny-roberta", f"fewshot.data_dir={LIST_DIR}", "fewshot.k=16"))
+
+
+def test_offline_hub_sampling_names_the_local_alternatives(compose_run):
+    with pytest.raises(OfflineError, match=r"task.data_dir=.*fewshot.data_dir=<a LiST data/clue folder>"):
+        run(compose_run("task=fewshot_rte", "model=tiny-roberta", "train.max_steps=1"))

@@ -23,7 +23,7 @@ import datasets
 from datasets import ClassLabel, DatasetDict
 from omegaconf import OmegaConf
 
-from adamix_runner.errors import UserError
+from adamix_runner.errors import OfflineError, UserError
 from adamix_runner.tasks.base import TaskData, build
 
 
@@ -115,7 +115,10 @@ def _as_class_ids(data: datasets.Dataset, names: list[str] | None, split: str) -
 def _from_pool(task_cfg, data_cfg, fewshot: FewShot) -> DatasetDict:
     family = import_module(f"adamix_runner.tasks.{task_cfg.family}")
     whole = OmegaConf.create({"max_train_samples": None, "max_eval_samples": None})  # sample from the whole pool
-    pool = family.load(task_cfg, whole).splits
+    try:
+        pool = family.load(task_cfg, whole).splits
+    except OfflineError as error:
+        raise OfflineError(f"{error} Or pass fewshot.data_dir=<a LiST data/clue folder> for LiST's splits.") from error
     train = pool["train"]
     if fewshot.k is not None:
         if fewshot.k > len(train):
