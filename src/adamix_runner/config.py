@@ -35,6 +35,28 @@ UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps", "checkpoint_every_minut
 
 
 @dataclass
+class PromptConfig:
+    """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order).
+    A task with a template is a prompt task, whatever its family (task=local task.prompt.template=...)."""
+
+    template: str | None = None
+    label_words: list[str] | None = None
+    label_names: list[str] | None = None  # class names; string labels of the data are mapped by their place here
+    lowercase: bool = False  # LiST lower-cases MNLI's premise and hypothesis
+    list_folder: str | None = None  # the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
+    list_labels: list[str] | None = None  # the raw labels of the LiST files, in class-id order
+
+
+@dataclass
+class FewShotConfig:
+    """Which few-shot split a prompt task trains on (tasks/fewshot.py); ignored by other tasks."""
+
+    k: int | None = 30
+    split_seed: int | None = None
+    data_dir: str | None = None
+
+
+@dataclass
 class TaskConfig:
     name: str = MISSING
     family: str = MISSING
@@ -53,6 +75,7 @@ class TaskConfig:
     validation_fraction: float = 0.2
     split_seed: int = 0
     prediction_min: float | None = None  # regression: evaluation clips predictions below this (STS-B: 0)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 @dataclass
@@ -88,6 +111,8 @@ class PeftConfig:
     adapter_activation: str | None = None  # null: the official code's per task kind (NLU gelu, NLG gelu_tanh)
     lora_shared_init: bool = False
     components: list[str] = field(default_factory=lambda: ["adapter", "prefix", "lora"])
+    adapter_form: str = "expert_soup"
+    init_std: float = 0.02
 
 
 @dataclass
@@ -158,6 +183,7 @@ class RunConfig:
     peft: PeftConfig = MISSING
     train: TrainConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     logger: LoggerConfig = MISSING
     seed: int = 0
@@ -225,6 +251,7 @@ def validate(cfg: DictConfig) -> None:
     )
     _check_model_fits_task(cfg)
     _choice(cfg.model.prompt_format, PROMPT_FORMATS, "model.prompt_format")
+    _check_prompt(cfg)
     _choice(train.select, SELECT_CHOICES, "train.select")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     attention = cfg.model.attn_implementation
@@ -314,6 +341,31 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
             f"data.max_seq_length={cfg.data.max_seq_length} is longer than model={cfg.model.name} can embed "
             f"({positions} positions); set data.max_seq_length={positions} or less."
         )
+
+
+def _check_prompt(cfg: DictConfig) -> None:
+    """A prompt task: a parsable template, one label word per class, last-step reporting (no validation set)."""
+    prompt = cfg.task.prompt
+    if prompt.template is None:
+        _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
+        _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
+        return
+    from adamix_runner.tasks.encode_prompt import parse_template
+
+    _require(cfg.task.family not in GENERATION_FAMILIES, f"task.prompt does not apply to {cfg.task.name}.")
+    parse_template(prompt.template)
+    _require(prompt.label_words is not None, "task.prompt.template needs task.prompt.label_words=[word per class].")
+    words, names = list(prompt.label_words), prompt.label_names
+    _require(len(words) >= 2, f"task.prompt.label_words needs one word per class (>= 2), got {words}.")
+    _require(not names or len(names) == len(words), f"task.prompt.label_names {names} and label_words {words} differ")
+    _require(
+        cfg.train.select == "last",
+        "train.select=best selects on the evaluation set, and a few-shot task has no validation set: use "
+        "train.select=last (the last step is reported, as in LiST).",
+    )
+    k, split_seed = cfg.fewshot.k, cfg.fewshot.split_seed
+    _require(k is None or k > 0, f"fewshot.k must be > 0 or null (every training row), got {k}.")
+    _require(split_seed is None or split_seed >= 0, f"fewshot.split_seed must be >= 0 or null, got {split_seed}.")
 
 
 def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:

@@ -26,6 +26,7 @@ from adamix_runner.adaptation.spec import MIXTURE_METHODS
 from adamix_runner.config import adaptation_spec, check_resolvable, config_hash, run_dir, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
+from adamix_runner.tasks.fewshot import options as fewshot_options
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
 from adamix_runner.training.signals import Interrupted
@@ -156,13 +157,18 @@ def _unmerged_experts(model, spec) -> dict[str, torch.Tensor] | None:
 def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     started = time.perf_counter()
     pipeline = for_kind(tasks.kind(cfg.task))  # a missing optional dependency fails before the data loads
-    task = tasks.load(cfg.task, cfg.data)
+    task = tasks.load(cfg.task, cfg.data, fewshot_options(cfg.fewshot, cfg.seed))
     tokenizer = pipeline.load_tokenizer(cfg)
     _check_sequence_length(cfg, tokenizer)
     saved = _saved_adapter(cfg)
     model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
     counts = count_parameters(model)
     _show_params(tracker, counts)
+    if counts.trainable == 0 and not cfg.eval_only:
+        raise UserError(
+            f"peft={cfg.peft.method} trains no parameter of model={cfg.model.name} (its head has nothing besides the "
+            "vocabulary projection, which stays frozen); choose another method."
+        )
     accelerator = _accelerator(cfg)
     model.to(accelerator.device)
     prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
@@ -204,7 +210,10 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
             artifacts.save_adapter(model, folder / "adapter", meta, experts)
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    return {**_record(cfg, "completed", counts, metrics, timing), "resumed_from": resumed_from}
+    record = {**_record(cfg, "completed", counts, metrics, timing), "resumed_from": resumed_from}
+    if task.notes:  # facts about the data the numbers rest on (a substitute evaluation set)
+        record["notes"] = dict(task.notes)
+    return record
 
 
 def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def _cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["task=mrcp"], "unknown task 'mrcp'; choose one of: cola,"),
         (["task=mrcp"], "Did you mean task=mrpc?"),
         (["model=roberta-larg"], "unknown model 'roberta-larg'; choose one of: bert-base,"),
-        (["peft=adamixx"], "unknown peft 'adamixx'; choose one of: adamix, adamix_lora, adapter,"),
+        (["peft=adamixx"], "unknown peft 'adamixx'; choose one of: adamix, adamix_list, adamix_lora, adapter,"),
         (
             ["logger=wandbb"],
             "unknown logger 'wandbb'; choose one of: console, none, wandb. Did you mean logger=wandb?",

@@ -31,6 +31,7 @@ def test_every_config_in_every_group_composes_and_validates(override):
         "smollm2",
     )
     extra = ["model=tiny-gpt2"] if generation else ["task=e2e"] if causal else []
+    extra += ["task=fewshot_sst2"] if override == "peft=prompt_tuning" else []  # soft prompts need a prompt task
     cfg = compose_config(override, *extra)
     validate(cfg)
     assert cfg.task.primary_metric.split("/")[0] in cfg.task.eval_splits
@@ -38,7 +39,8 @@ def test_every_config_in_every_group_composes_and_validates(override):
 
 @pytest.mark.parametrize("peft", _names("peft"))
 def test_every_method_plans_on_a_standard_backbone(peft):
-    validate(compose_config("task=mrpc", "model=roberta-large", "model.pretrained=false", f"peft={peft}"))
+    task = "task=fewshot_sst2" if peft == "prompt_tuning" else "task=mrpc"  # soft prompts need a prompt task
+    validate(compose_config(task, "model=roberta-large", "model.pretrained=false", f"peft={peft}"))
 
 
 @pytest.mark.parametrize("experiment", _names("experiment"))

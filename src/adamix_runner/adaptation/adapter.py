@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as F
 
 from .mixture import ExpertLinear
 from .routing import Router
@@ -17,11 +17,12 @@ EXPERT_INITS = ("independent", "identical")  # official NLU / official NLG LoRA 
 UP_INITS = ("normal", "zero")
 
 # The bottleneck's nonlinearity. Official AdaMix: exact GELU in the NLU ExpertSoup, the tanh approximation in the
-# NLG one (NLG/src/expert_soup.py, method reference §5.2); UniPELT's Pfeiffer adapter uses ReLU.
+# NLG one (NLG/src/expert_soup.py, method reference §5.2); UniPELT's Pfeiffer adapter uses ReLU; LiST's is linear.
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,
     "gelu_tanh": partial(F.gelu, approximate="tanh"),
     "relu": F.relu,
+    "linear": lambda x: x,  # LiST's adapter (few-shot): no nonlinearity
 }
 
 
@@ -41,7 +42,8 @@ class AdaptationLayer(nn.Module):
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(act(down(h)))``, no LayerNorm, no scaling (official ``ExpertSoup``).
+    """``h + up(act(down(h)))``, no LayerNorm, no scaling (official ``ExpertSoup``); with ``activation="linear"`` and
+    ``bias=False``, LiST's adapter ``h + up(down(h))`` (no activation, no biases).
 
     ``activation`` is a key of :data:`ACTIVATIONS`: exact GELU as the official NLU code, ``gelu_tanh`` as the
     official NLG code. ``share`` names the projection kept as one module shared by all experts; the other has
@@ -65,6 +67,7 @@ class BottleneckAdapter(nn.Module):
         expert_init: str = "independent",
         up_init: str = "normal",
         activation: str = "gelu",
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if share not in SHARE_MODES:
@@ -77,7 +80,7 @@ class BottleneckAdapter(nn.Module):
         self.act = ACTIVATIONS[activation]
         down_m = 1 if share == "down" else num_experts
         up_m = 1 if share == "up" else num_experts
-        kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype}
+        kw = {"router": router, "init_std": init_std, "device": device, "dtype": dtype, "bias": bias}
         self.router = router
         self.down = ExpertLinear(hidden, adapter_dim, down_m, **kw)
         self.up = ExpertLinear(adapter_dim, hidden, up_m, **kw)

@@ -17,7 +17,7 @@ from .methods import install, tuned_backbone_parameters
 from .mixture import ExpertLinear
 from .routing import Router
 from .spec import METHODS, AdaptationSpec  # noqa: F401  (defined in .spec, re-exported from here)
-from .targets import head_modules
+from .targets import head_modules, head_parameters
 
 ROUTER_ATTR = "adamix_router"
 
@@ -93,8 +93,7 @@ def _adaptation_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter
 
 
 def _head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
-    for name, module in head_modules(model):
-        yield from module.named_parameters(prefix=name)
+    yield from head_parameters(model)
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -108,10 +107,11 @@ def adaptation_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def head_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Head parameters and buffers, keyed as in ``model.state_dict()``."""
-    state: dict[str, torch.Tensor] = {}
+    """Head parameters (not an LM head's vocabulary projection) and buffers, keyed as in ``model.state_dict()``."""
+    state = {name: p.detach() for name, p in head_parameters(model)}
     for name, module in head_modules(model):
-        state.update({f"{name}.{k}": v.detach() for k, v in module.state_dict().items()})
+        persistent = module.state_dict(keep_vars=True)
+        state.update({f"{name}.{k}": v.detach() for k, v in module.named_buffers() if k in persistent})
     return state
 
 

@@ -17,13 +17,14 @@ from .adapter import AdaptedModule, BottleneckAdapter
 from .lora import LoRALayer, lora_for, share_initial_a
 from .prefix import PrefixEncoder, PrefixSelfAttention
 from .routing import Router
+from .soft_prompt import SoftPromptEmbedding, soft_prompt_offset
 from .spec import AdaptationSpec
 from .targets import (
     ADAPTER_TARGETS,
     ATTENTION_OUTPUT_TARGETS,
     LORA_TARGETS,
     PREFIX_TARGETS,
-    head_modules,
+    head_parameters,
     matching,
     model_type,
 )
@@ -34,11 +35,11 @@ PREFIX_ENCODER = "prefix_encoder"
 
 
 def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
-    """Wrap the method's targets in ``model`` (in place); ``full`` and ``bitfit`` add nothing."""
+    """Wrap the method's targets in ``model`` (in place); ``full``, ``bitfit`` and ``head`` add nothing."""
     method = spec.method
     if method in ("adamix", "adapter", "pfeiffer", "houlsby"):
         names = matching(model, ADAPTER_TARGETS, method)
-        if method == "houlsby":
+        if method == "houlsby" or spec.adapter_form == "list":
             names = matching(model, ATTENTION_OUTPUT_TARGETS, method) + names
         for name in names:
             _replace(model, name, _adapted(model, model.get_submodule(name), spec, router))
@@ -48,6 +49,8 @@ def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
         _install_prefix(model, spec, PrefixSelfAttention)
     elif method == "unipelt":
         _install_unipelt(model, spec, router)
+    elif method == "prompt_tuning":
+        _install_soft_prompt(model, spec)
     object.__setattr__(model, SPEC_ATTR, spec)  # plain attribute: not a submodule, not in state_dict
 
 
@@ -92,11 +95,19 @@ def _adapted(
         dtype=ref.dtype,
         expert_init=spec.expert_init,
         up_init=spec.up_init,
-        activation=spec.adapter_activation,
+        activation="linear" if spec.adapter_form == "list" else spec.adapter_activation,
+        bias=spec.adapter_form != "list",
     )
     if gated:
         return GatedAdaptedModule(base, adapter, gate_like(model.config.hidden_size, ref))
     return AdaptedModule(base, adapter)
+
+
+def _install_soft_prompt(model: nn.Module, spec: AdaptationSpec) -> None:
+    embedding = model.get_input_embeddings()
+    name = next(n for n, m in model.named_modules() if m is embedding)
+    offset = soft_prompt_offset(model_type(model))
+    _replace(model, name, SoftPromptEmbedding(embedding, spec.prefix_length, offset))
 
 
 def _check_prefix_supported(model: nn.Module) -> None:
@@ -144,7 +155,7 @@ def tuned_backbone_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parame
     spec = spec_of(model)
     if spec is None or spec.method not in ("full", "bitfit"):
         return
-    heads = {id(p) for _, module in head_modules(model) for p in module.parameters()}
+    heads = {id(p) for _, p in head_parameters(model)}
     seen: set[int] = set()
     for module_name, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):

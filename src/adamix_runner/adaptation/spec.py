@@ -14,7 +14,13 @@ Methods (method reference §5, §7):
 ``full``        full fine-tuning: every backbone weight trains
 ``unipelt``     UniPELT (Mao et al., 2022): the adapter, prefix and LoRA modules above, each scaled by its own
                 learned gate; ``components`` picks them (AP: adapter + prefix, APL: all three); see :mod:`.unipelt`
+``head``        only the task head trains (a linear probe; on a prompt head: LiST's head-only row)
+``prompt_tuning`` soft prompt tuning: ``prefix_length`` input embeddings replace filler slots of a prompt
 =============  ==========================================================================================
+
+``adapter_form`` (adapter methods): ``expert_soup`` is the official AdaMix adapter (GELU, biases; after the FFN
+output, Houlsby also after the attention output); ``list`` is LiST's adapter (fewshot reference §2.5): linear
+(no activation), no biases, after both sub-layers' output projections, weights N(0, ``init_std``).
 
 The classification head trains with every method. ``share`` names the projection shared by all experts:
 for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
@@ -29,8 +35,10 @@ from .adapter import ACTIVATIONS, EXPERT_INITS, SHARE_MODES, UP_INITS
 from .routing import INFERENCE_MODES
 
 METHODS = (
-    "adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt",
+    "adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt", "head",
+    "prompt_tuning",
 )  # fmt: skip
+ADAPTER_FORMS = ("expert_soup", "list")
 MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
 UNIPELT_COMPONENTS = ("adapter", "prefix", "lora")
 
@@ -64,6 +72,7 @@ class AdaptationSpec:
     adapter_activation: str = "gelu"  # official NLU ExpertSoup (the NLG one: "gelu_tanh")
     lora_shared_init: bool = False
     components: tuple[str, ...] = UNIPELT_COMPONENTS
+    adapter_form: str = "expert_soup"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -84,6 +93,8 @@ class AdaptationSpec:
             raise ValueError(f"expert_init must be one of {EXPERT_INITS}, got {self.expert_init!r}")
         if self.up_init not in UP_INITS:
             raise ValueError(f"up_init must be one of {UP_INITS}, got {self.up_init!r}")
+        if self.adapter_form not in ADAPTER_FORMS:
+            raise ValueError(f"adapter_form must be one of {ADAPTER_FORMS}, got {self.adapter_form!r}")
         if self.init_std < 0:
             raise ValueError(f"init_std must be >= 0, got {self.init_std}")
         if self.lora_rank <= 0:

@@ -10,6 +10,7 @@ wraps the whole self-attention module.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from torch import nn
 
@@ -43,12 +44,14 @@ PREFIX_TARGETS: dict[str, str] = {
     "xlm-roberta": r"(^|\.)layer\.\d+\.attention\.self$",
 }
 
+# A sequence-classification head, or the LM head that a prompt reads (cls: BERT's MLM head). The vocabulary
+# projection of an LM head (the output embeddings, usually tied to the input ones) is not part of the head.
 HEAD_MODULES: dict[str, tuple[str, ...]] = {
-    "bert": ("classifier",),
-    "roberta": ("classifier",),
-    "xlm-roberta": ("classifier",),
-    "gpt2": ("score",),
-    "llama": ("score",),
+    "bert": ("classifier", "cls"),
+    "roberta": ("classifier", "lm_head"),
+    "xlm-roberta": ("classifier", "lm_head"),
+    "gpt2": ("score", "lm_head"),
+    "llama": ("score", "lm_head"),
 }
 
 
@@ -79,3 +82,22 @@ def head_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The task head modules present in ``model`` (a bare backbone such as ``GPT2Model`` has none)."""
     present = dict(model.named_children())
     return [(name, present[name]) for name in HEAD_MODULES[model_type(model)] if name in present]
+
+
+def _vocabulary_weights(model: nn.Module) -> set[int]:
+    """Ids of the embedding matrices and of the output embeddings (tied or not): never head parameters."""
+    ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if output is not None:
+        ids.add(id(output.weight))
+    return ids
+
+
+def head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """The head's trainable parameters: everything in the head modules except the vocabulary projection (an LM
+    head trains its transform and vocabulary bias only, as LiST's head-only row)."""
+    vocabulary = _vocabulary_weights(model)
+    for name, module in head_modules(model):
+        for pname, param in module.named_parameters(prefix=name):
+            if id(param) not in vocabulary:
+                yield pname, param

@@ -33,6 +33,10 @@ def for_kind(kind: str) -> ModuleType:
                 f"text generation needs the NLG metrics ({error.name} is missing): pip install 'adamix-runner[nlg]'."
             ) from error
         return generation
+    if kind == "prompt":
+        from adamix_runner.pipelines import prompt
+
+        return prompt
     from adamix_runner.pipelines import classification
 
     return classification

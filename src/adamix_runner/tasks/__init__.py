@@ -22,13 +22,23 @@ def _family(task_cfg):
 
 
 def kind(task_cfg) -> str:
-    """Without reading data: "generation" (a causal LM) or "classification" (a sequence-classification head)."""
-    return "generation" if task_cfg.family in GENERATION_FAMILIES else "classification"
+    """Without reading data: "generation" (a causal LM), "prompt" (a task with task.prompt: template and label
+    words read by an LM head) or "classification" (a sequence-classification head)."""
+    if task_cfg.family in GENERATION_FAMILIES:
+        return "generation"
+    prompt = task_cfg.get("prompt")
+    return "prompt" if prompt is not None and prompt.get("template") is not None else "classification"
 
 
-def load(task_cfg, data_cfg) -> TaskData:
-    """The task's splits, checked (columns, labels, non-empty) and cut to data.max_*_samples."""
-    return _family(task_cfg).load(task_cfg, data_cfg)
+def load(task_cfg, data_cfg, fewshot=None) -> TaskData:
+    """The task's splits, checked (columns, labels, non-empty) and cut to data.max_*_samples; a prompt task's
+    training split is the few-shot split that `fewshot` (tasks.fewshot.FewShot) selects."""
+    family = _family(task_cfg)
+    if kind(task_cfg) == "prompt":
+        from adamix_runner.tasks import fewshot as fewshot_tasks
+
+        return fewshot_tasks.load(task_cfg, data_cfg, fewshot)
+    return family.load(task_cfg, data_cfg)
 
 
 def num_labels(task_cfg) -> int:
@@ -36,6 +46,8 @@ def num_labels(task_cfg) -> int:
     family = _family(task_cfg)
     if kind(task_cfg) == "generation":
         return 0
+    if kind(task_cfg) == "prompt":
+        return len(task_cfg.prompt.label_words)
     if task_cfg.family == "local":
         return family.num_labels(task_cfg)
     if task_cfg.num_labels is None:

@@ -6,6 +6,7 @@ A family reads its raw splits its own way, then hands them to `select_columns`, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class TaskData:
 
     `kind` says what the model does with it: "classification" (regression included, num_labels == 1), or
     "generation" (tasks/nlg.py: train rows (context, completion), evaluation rows (context, references) scored
-    under the nlg_metrics `protocol`, prompts cut to their last `max_prompt_length` tokens; num_labels 0).
+    under the nlg_metrics `protocol`, prompts cut to their last `max_prompt_length` tokens; num_labels 0), or
+    "prompt" (tasks/fewshot.py: classification rows read through a template by an LM head). `notes` are facts
+    about the data that the run's results.json must carry (e.g. a substitute evaluation set).
     """
 
     name: str
@@ -49,6 +52,7 @@ class TaskData:
     protocol: str | None = None
     max_prompt_length: int | None = None
     prediction_min: float | None = None  # regression predictions are clipped below this at evaluation
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def is_regression(self) -> bool:

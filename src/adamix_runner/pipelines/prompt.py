@@ -1,0 +1,73 @@
+"""Prompt-based classification (few-shot, the paper's Table 6): template + label words read by an LM head.
+
+The class logits are the LM head's logits at the mask slot (masked LM) or at the last token before the label word
+(causal LM), restricted to the label words (models_prompt.py); the loss is cross-entropy over them, and AdaMix's
+consistency term ties the class logits of its two routed views, exactly as in classification (weight 1.0).
+Evaluation scores those class logits with the task's metrics; there is no validation set (the few-shot protocol
+reports the last step).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from adamix_runner.adaptation.soft_prompt import soft_prompt_offset
+from adamix_runner.evaluation.predict import evaluate
+from adamix_runner.models import load_tokenizer as load_masked_tokenizer
+from adamix_runner.models_lm import load_lm_tokenizer
+from adamix_runner.models_prompt import is_causal, load_prompt_model
+from adamix_runner.pipelines import Prepared
+from adamix_runner.tasks.encode_lm import special_ids
+from adamix_runner.tasks.encode_prompt import PromptCollator, PromptEncoder, Rendering, encode_prompts, label_word_ids
+from adamix_runner.training.batching import make_train_loader
+from adamix_runner.training.losses import adamix_loss, num_views
+
+CONSISTENCY_WEIGHT = 1.0  # as classification: the official NLU code's CE + 1.0 x symmetric KL on the logits
+
+
+def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
+    return load_prompt_model(model_cfg or cfg.model, on_meta=on_meta)
+
+
+def load_tokenizer(cfg):
+    return load_lm_tokenizer(cfg.model) if is_causal(cfg.model) else load_masked_tokenizer(cfg.model)
+
+
+def rendering(cfg, model) -> Rendering:
+    soft = cfg.peft.prefix_length if cfg.peft.method == "prompt_tuning" else 0
+    offset = soft_prompt_offset(model.config.model_type)
+    return Rendering(model.causal, cfg.data.max_seq_length, soft, offset)
+
+
+def encoded_splits(cfg, task, tokenizer, model):
+    """The task's splits rendered through its template; the model learns its label words' ids."""
+    model.set_label_words(label_word_ids(tokenizer, list(cfg.task.prompt.label_words)))
+    encoder = PromptEncoder(cfg.task.prompt.template, tokenizer, rendering(cfg, model))
+    return encode_prompts(task.splits, task.text_fields, encoder)
+
+
+def collator(tokenizer, model) -> PromptCollator:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else special_ids(tokenizer).pad
+    token_types = not model.causal and getattr(model.config, "type_vocab_size", 1) >= 2
+    return PromptCollator(pad, token_types)
+
+
+def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
+    encoded = encoded_splits(cfg, task, tokenizer, model)
+    pad = collator(tokenizer, model)
+    train = cfg.train
+    train_loader = make_train_loader(
+        encoded["train"], train.batch_size, pad, train.group_by_length, train.num_workers, seed=cfg.seed
+    )
+    own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
+    evals = {s: accelerator.prepare(DataLoader(encoded[s], train.eval_batch_size, **own)) for s in task.eval_splits}
+    weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
+    return Prepared(
+        train_loader=train_loader,
+        evaluate=lambda: evaluate(model, evals, task, accelerator),
+        loss=lambda logits, batch, views: adamix_loss(
+            logits, batch["labels"], task.num_labels, weight, views, cfg.train.label_smoothing
+        ),
+        num_views=num_views(weight, task.num_labels),
+    )
