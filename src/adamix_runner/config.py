@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
-from adamix_runner.adaptation.targets import PREFIX_TARGETS
+from adamix_runner.adaptation.targets import POOLER_MODULES, PREFIX_TARGETS
 from adamix_runner.errors import UserError
 
 SELECT_CHOICES = ("last", "best")
@@ -63,6 +63,7 @@ class ModelConfig:
     architecture: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    train_pooler: bool = False  # train the pretrained pooler with the head (a BERT pooler never trained; minilm)
 
 
 @dataclass
@@ -296,6 +297,11 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
             f"peft=prefix is implemented for BERT/RoBERTa encoders only, and model={cfg.model.name} is a "
             f"{model_type}; for it use peft=lora, peft=adamix_lora, peft=adapter or peft=adamix."
         )
+    if cfg.model.get("train_pooler") and model_type is not None and model_type not in POOLER_MODULES:
+        raise UserError(
+            f"model.train_pooler=true trains the pooler that a BERT classification head reads, and "
+            f"model={cfg.model.name} is a {model_type} without one; set model.train_pooler=false."
+        )
     positions = max_positions(architecture)
     if positions and cfg.data.max_seq_length > positions:
         raise UserError(
@@ -308,6 +314,7 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
     """The method to apply, from `cfg.peft`; its own checks become messages about `peft.*` keys."""
     peft = OmegaConf.to_container(cfg.peft, resolve=True)
     peft.pop("consistency_weight")
+    peft["train_pooler"] = bool(cfg.model.get("train_pooler", False))
     if num_experts is not None:
         peft["num_experts"] = num_experts
     try:

@@ -57,7 +57,7 @@ from adamix_runner.adaptation.adapter import AdaptationLayer
 from adamix_runner.adaptation.apply import ROUTER_ATTR
 from adamix_runner.adaptation.lora import LoRALayer
 from adamix_runner.adaptation.methods import SPEC_ATTR
-from adamix_runner.adaptation.targets import head_modules
+from adamix_runner.adaptation.methods import trained_head_modules
 
 PEFT_PREFIX = "base_model.model."
 
@@ -79,7 +79,7 @@ def peft_lora_config(model: nn.Module, base_model_name_or_path: str | None = Non
     first = next(iter(layers.values()))
     groups = 1 if first.slices is None else len(first.slices)
     spec = getattr(model, SPEC_ATTR, None)
-    heads = [name for name, _ in head_modules(model)]
+    heads = [name for name, _ in trained_head_modules(model)]
     return LoraConfig(
         r=first.rank * groups,
         lora_alpha=first.alpha * groups,  # alpha'/r' == alpha/r

@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 from .adapter import AdaptationLayer
-from .methods import install, tuned_backbone_parameters
+from .methods import install, trained_head_modules, tuned_backbone_parameters
 from .mixture import ExpertLinear
 from .routing import Router
 from .spec import METHODS, AdaptationSpec  # noqa: F401  (defined in .spec, re-exported from here)
-from .targets import head_modules
 
 ROUTER_ATTR = "adamix_router"
 
@@ -92,7 +91,7 @@ def _adaptation_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter
 
 
 def _head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
-    for name, module in head_modules(model):
+    for name, module in trained_head_modules(model):
         yield from module.named_parameters(prefix=name)
 
 
@@ -109,7 +108,7 @@ def adaptation_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def head_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Head parameters and buffers, keyed as in ``model.state_dict()``."""
     state: dict[str, torch.Tensor] = {}
-    for name, module in head_modules(model):
+    for name, module in trained_head_modules(model):
         state.update({f"{name}.{k}": v.detach() for k, v in module.state_dict().items()})
     return state
 

@@ -14,7 +14,7 @@ Methods (method reference §5, §7):
 ``full``        full fine-tuning: every backbone weight trains
 =============  ==========================================================================================
 
-The classification head trains with every method. ``share`` names the projection shared by all experts:
+The classification head trains with every method (with ``train_pooler``, the pooler it reads trains too). ``share`` names the projection shared by all experts:
 for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
 factor (r -> d), so ``share="up"`` shares B (the official NLG ``--share_A 0 --share_B 1``).
 """
@@ -53,6 +53,7 @@ class AdaptationSpec:
     lora_dropout: float = 0.0
     prefix_length: int = 10  # UniPELT's prefix length (the source of the paper's prefix-tuning row)
     prefix_hidden: int = 512  # Li & Liang (2021) reparameterisation width
+    train_pooler: bool = False  # official: BERT's pretrained pooler stays frozen; true trains it with the head
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
