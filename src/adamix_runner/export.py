@@ -56,8 +56,7 @@ from adamix_runner.adaptation import head_state_dict
 from adamix_runner.adaptation.adapter import AdaptationLayer
 from adamix_runner.adaptation.apply import ROUTER_ATTR
 from adamix_runner.adaptation.lora import LoRALayer
-from adamix_runner.adaptation.methods import SPEC_ATTR
-from adamix_runner.adaptation.methods import trained_head_modules
+from adamix_runner.adaptation.methods import SPEC_ATTR, trained_head_modules
 
 PEFT_PREFIX = "base_model.model."
 

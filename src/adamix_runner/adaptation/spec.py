@@ -14,7 +14,8 @@ Methods (method reference §5, §7):
 ``full``        full fine-tuning: every backbone weight trains
 =============  ==========================================================================================
 
-The classification head trains with every method (with ``train_pooler``, the pooler it reads trains too). ``share`` names the projection shared by all experts:
+The classification head trains with every method (with ``train_pooler``, the pooler it reads trains too).
+``share`` names the projection shared by all experts:
 for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
 factor (r -> d), so ``share="up"`` shares B (the official NLG ``--share_A 0 --share_B 1``).
 """
