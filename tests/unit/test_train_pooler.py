@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import pytest
 import torch
+from peft import PeftModel
 from transformers import BertConfig, BertForSequenceClassification
 
-from adamix_runner.adaptation import AdaptationSpec, apply, count_parameters, head_state_dict, trainable_parameters
+from adamix_runner.adaptation import (
+    AdaptationSpec,
+    apply,
+    count_parameters,
+    head_state_dict,
+    merge,
+    trainable_parameters,
+)
 from adamix_runner.cli import compose_config
 from adamix_runner.config import adaptation_spec, validate
 from adamix_runner.errors import UserError
+from adamix_runner.export import export_peft_lora
+
+from .test_export import BUILDERS, run, trained
 
 HIDDEN, LABELS = 32, 2
 POOLER = HIDDEN * HIDDEN + HIDDEN  # bert.pooler.dense weight and bias
@@ -69,3 +80,12 @@ def test_train_pooler_on_a_model_without_one_is_a_user_error():
     cfg = compose_config("model=roberta-large", "model.pretrained=false", "model.train_pooler=true")
     with pytest.raises(UserError, match=r"model\.train_pooler=true .* roberta without one"):
         validate(cfg)
+
+
+def test_peft_export_carries_the_trained_pooler(tmp_path):
+    """The pooler is a module PEFT saves (modules_to_save), so the exported adapter gives the same logits."""
+    model = trained("bert", "lora", train_pooler=True)
+    merge(model)
+    export_peft_lora(model, model.config, tmp_path)
+    loaded = PeftModel.from_pretrained(BUILDERS["bert"](), tmp_path).eval()
+    assert (run(loaded) - run(model)).abs().max() < 1e-5
