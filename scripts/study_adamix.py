@@ -76,6 +76,12 @@ def _cells() -> dict[str, dict[str, tuple[str, ...]]]:
     for epochs in (6, 20):
         for name, method in (("adapter", ADAPTER), ("adamix", ADAMIX)):
             phases["B"][f"{name}_e{epochs}"] = (*method, f"train.epochs={epochs}", "train.lr=1e-3")
+    # Phase E (declared 2026-12-01 ~20:40 UTC, after phases A-D): the checkpoint's pooler was never trained, so it
+    # trains with the head, for both methods alike (model.train_pooler=true).
+    phases["E"] = {
+        f"{name}_pooler_e6": (*method, "train.epochs=6", "train.lr=1e-3", "model.train_pooler=true")
+        for name, method in (("adapter", ADAPTER), ("adamix", ADAMIX))
+    }
     for lr in ("3e-4", "3e-3"):
         for name, method in (("adapter", ADAPTER), ("adamix", ADAMIX)):
             phases["C"][f"{name}_lr{lr}"] = (*method, *a[:1], f"train.lr={lr}")

@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
-from adamix_runner.adaptation.targets import PREFIX_TARGETS
+from adamix_runner.adaptation.targets import POOLER_MODULES, PREFIX_TARGETS
 from adamix_runner.errors import UserError
 
 SELECT_CHOICES = ("last", "best")
@@ -90,6 +90,7 @@ class ModelConfig:
     attn_implementation: str | None = None
     config_overrides: dict[str, Any] = field(default_factory=dict)  # set on the backbone's config, every load
     prompt_format: str = "auto"  # causal LMs: auto (chat template when the tokenizer has one), plain, chat
+    train_pooler: bool = False  # train the pretrained pooler with the head (a BERT pooler never trained; minilm)
 
 
 @dataclass
@@ -335,6 +336,11 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
             f"peft=prefix is implemented for BERT/RoBERTa encoders only, and model={cfg.model.name} is a "
             f"{model_type}; for it use peft=lora, peft=adamix_lora, peft=adapter or peft=adamix."
         )
+    if cfg.model.get("train_pooler") and model_type is not None and model_type not in POOLER_MODULES:
+        raise UserError(
+            f"model.train_pooler=true trains the pooler that a BERT classification head reads, and "
+            f"model={cfg.model.name} is a {model_type} without one; set model.train_pooler=false."
+        )
     positions = max_positions(architecture)
     if positions and cfg.data.max_seq_length > positions:
         raise UserError(
@@ -375,6 +381,7 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
     if peft.get("adapter_activation") is None:
         generation = cfg.task.family in GENERATION_FAMILIES
         peft["adapter_activation"] = NLG_ADAPTER_ACTIVATION if generation else NLU_ADAPTER_ACTIVATION
+    peft["train_pooler"] = bool(cfg.model.get("train_pooler", False))
     if num_experts is not None:
         peft["num_experts"] = num_experts
     try:

@@ -60,8 +60,7 @@ from adamix_runner.adaptation import head_state_dict
 from adamix_runner.adaptation.adapter import AdaptationLayer
 from adamix_runner.adaptation.apply import ROUTER_ATTR
 from adamix_runner.adaptation.lora import LoRALayer
-from adamix_runner.adaptation.methods import SPEC_ATTR
-from adamix_runner.adaptation.targets import head_modules, head_parameters
+from adamix_runner.adaptation.methods import SPEC_ATTR, trained_head_modules, trained_head_parameters
 from adamix_runner.adaptation.unipelt import Gate
 
 PEFT_PREFIX = "base_model.model."
@@ -96,8 +95,10 @@ def peft_lora_config(model: nn.Module, base_model_name_or_path: str | None = Non
     first = next(iter(layers.values()))
     groups = 1 if first.slices is None else len(first.slices)
     spec = getattr(model, SPEC_ATTR, None)
-    trained = {id(p) for _, p in head_parameters(model)}  # an LM head with nothing besides the vocabulary: none
-    heads = [name for name, module in head_modules(model) if any(id(p) in trained for p in module.parameters())]
+    trained = {id(p) for _, p in trained_head_parameters(model)}  # an LM head with nothing besides the vocabulary
+    heads = [
+        name for name, module in trained_head_modules(model) if any(id(p) in trained for p in module.parameters())
+    ]
     return LoraConfig(
         r=first.rank * groups,
         lora_alpha=first.alpha * groups,  # alpha'/r' == alpha/r

@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 from .adapter import AdaptationLayer
-from .methods import install, tuned_backbone_parameters
+from .methods import install, trained_head_modules, trained_head_parameters, tuned_backbone_parameters
 from .mixture import ExpertLinear
 from .routing import Router
 from .spec import METHODS, AdaptationSpec  # noqa: F401  (defined in .spec, re-exported from here)
-from .targets import head_modules, head_parameters
 
 ROUTER_ATTR = "adamix_router"
 
@@ -93,7 +92,7 @@ def _adaptation_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter
 
 
 def _head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
-    yield from head_parameters(model)
+    yield from trained_head_parameters(model)
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -108,8 +107,8 @@ def adaptation_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def head_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Head parameters (not an LM head's vocabulary projection) and buffers, keyed as in ``model.state_dict()``."""
-    state = {name: p.detach() for name, p in head_parameters(model)}
-    for name, module in head_modules(model):
+    state = {name: p.detach() for name, p in trained_head_parameters(model)}
+    for name, module in trained_head_modules(model):
         persistent = module.state_dict(keep_vars=True)
         state.update({f"{name}.{k}": v.detach() for k, v in module.named_buffers() if k in persistent})
     return state

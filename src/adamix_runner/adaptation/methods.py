@@ -24,6 +24,7 @@ from .targets import (
     ATTENTION_OUTPUT_TARGETS,
     LORA_TARGETS,
     PREFIX_TARGETS,
+    head_modules,
     head_parameters,
     matching,
     model_type,
@@ -150,12 +151,24 @@ def spec_of(model: nn.Module) -> AdaptationSpec | None:
     return getattr(model, SPEC_ATTR, None)
 
 
+def trained_head_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The head modules that train with every method: the task head, and the pooler when the spec says so."""
+    spec = spec_of(model)
+    return head_modules(model, with_pooler=spec is not None and spec.train_pooler)
+
+
+def trained_head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """The parameters of :func:`trained_head_modules` that train (never an LM head's vocabulary projection)."""
+    spec = spec_of(model)
+    yield from head_parameters(model, with_pooler=spec is not None and spec.train_pooler)
+
+
 def tuned_backbone_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
     """Backbone parameters trained in place: every one (``full``) or each module's own bias (``bitfit``)."""
     spec = spec_of(model)
     if spec is None or spec.method not in ("full", "bitfit"):
         return
-    heads = {id(p) for _, p in head_parameters(model)}
+    heads = {id(p) for _, p in trained_head_parameters(model)}
     seen: set[int] = set()
     for module_name, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):

@@ -22,7 +22,8 @@ Methods (method reference §5, §7):
 output, Houlsby also after the attention output); ``list`` is LiST's adapter (fewshot reference §2.5): linear
 (no activation), no biases, after both sub-layers' output projections, weights N(0, ``init_std``).
 
-The classification head trains with every method. ``share`` names the projection shared by all experts:
+The classification head trains with every method (with ``train_pooler``, the pooler it reads trains too).
+``share`` names the projection shared by all experts:
 for adapters ``up`` is the r -> d projection; for LoRA experts A is the down factor (d -> r) and B the up
 factor (r -> d), so ``share="up"`` shares B (the official NLG ``--share_A 0 --share_B 1``).
 """
@@ -73,6 +74,7 @@ class AdaptationSpec:
     lora_shared_init: bool = False
     components: tuple[str, ...] = UNIPELT_COMPONENTS
     adapter_form: str = "expert_soup"
+    train_pooler: bool = False  # official: BERT's pretrained pooler stays frozen; true trains it with the head
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

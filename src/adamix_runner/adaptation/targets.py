@@ -78,10 +78,31 @@ def matching(model: nn.Module, table: dict[str, str], method: str = "this method
     return names
 
 
-def head_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The task head modules present in ``model`` (a bare backbone such as ``GPT2Model`` has none)."""
+# The pretrained pooler that a head reads (BERT's dense + tanh over [CLS]); ``model.train_pooler=true`` trains it
+# as part of the head. RoBERTa's classification head has its own dense layer and no pooler.
+POOLER_MODULES: dict[str, str] = {"bert": "bert.pooler"}
+
+
+def head_modules(model: nn.Module, with_pooler: bool = False) -> list[tuple[str, nn.Module]]:
+    """The task head modules present in ``model`` (a bare backbone such as ``GPT2Model`` has none), and with
+    ``with_pooler`` the pooler the head reads, first (it comes first in the forward pass)."""
+    kind = model_type(model)
     present = dict(model.named_children())
-    return [(name, present[name]) for name in HEAD_MODULES[model_type(model)] if name in present]
+    heads = [(name, present[name]) for name in HEAD_MODULES[kind] if name in present]
+    if not with_pooler:
+        return heads
+    pooler = POOLER_MODULES.get(kind)
+    module = _submodule(model, pooler) if pooler else None
+    if module is None:
+        raise ValueError(f"train_pooler needs a pooler that the head reads; supported: {sorted(POOLER_MODULES)}")
+    return [(pooler, module), *heads]
+
+
+def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
 
 
 def _vocabulary_weights(model: nn.Module) -> set[int]:
@@ -93,11 +114,11 @@ def _vocabulary_weights(model: nn.Module) -> set[int]:
     return ids
 
 
-def head_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+def head_parameters(model: nn.Module, with_pooler: bool = False) -> Iterator[tuple[str, nn.Parameter]]:
     """The head's trainable parameters: everything in the head modules except the vocabulary projection (an LM
     head trains its transform and vocabulary bias only, as LiST's head-only row)."""
     vocabulary = _vocabulary_weights(model)
-    for name, module in head_modules(model):
+    for name, module in head_modules(model, with_pooler):
         for pname, param in module.named_parameters(prefix=name):
             if id(param) not in vocabulary:
                 yield pname, param
