@@ -40,7 +40,12 @@ def _loaders(cfg, task, tokenizer, model):
 
 
 def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
-    train_loader, evals = _loaders(cfg, task, tokenizer, model)
+    return class_logit_objective(cfg, task, model, accelerator, *_loaders(cfg, task, tokenizer, model))
+
+
+def class_logit_objective(cfg, task, model, accelerator, train_loader, evals) -> Prepared:
+    """Task loss + weighted consistency on class logits, scored by the task's metrics; the prompt pipeline's
+    class logits (label words read by an LM head) take the same objective."""
     evals = {split: accelerator.prepare(loader) for split, loader in evals.items()}
     weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
     return Prepared(

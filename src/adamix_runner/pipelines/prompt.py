@@ -13,17 +13,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from adamix_runner.adaptation.soft_prompt import soft_prompt_offset
-from adamix_runner.evaluation.predict import evaluate
 from adamix_runner.models import load_tokenizer as load_masked_tokenizer
 from adamix_runner.models_lm import load_lm_tokenizer
 from adamix_runner.models_prompt import is_causal, load_prompt_model
 from adamix_runner.pipelines import Prepared
+from adamix_runner.pipelines.classification import class_logit_objective
 from adamix_runner.tasks.encode_lm import special_ids
 from adamix_runner.tasks.encode_prompt import PromptCollator, PromptEncoder, Rendering, encode_prompts, label_word_ids
 from adamix_runner.training.batching import make_train_loader
-from adamix_runner.training.losses import adamix_loss, num_views
-
-CONSISTENCY_WEIGHT = 1.0  # as classification: the official NLU code's CE + 1.0 x symmetric KL on the logits
 
 
 def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
@@ -61,13 +58,5 @@ def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
         encoded["train"], train.batch_size, pad, train.group_by_length, train.num_workers, seed=cfg.seed
     )
     own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
-    evals = {s: accelerator.prepare(DataLoader(encoded[s], train.eval_batch_size, **own)) for s in task.eval_splits}
-    weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
-    return Prepared(
-        train_loader=train_loader,
-        evaluate=lambda: evaluate(model, evals, task, accelerator),
-        loss=lambda logits, batch, views: adamix_loss(
-            logits, batch["labels"], task.num_labels, weight, views, cfg.train.label_smoothing
-        ),
-        num_views=num_views(weight, task.num_labels),
-    )
+    evals = {s: DataLoader(encoded[s], train.eval_batch_size, **own) for s in task.eval_splits}
+    return class_logit_objective(cfg, task, model, accelerator, train_loader, evals)
