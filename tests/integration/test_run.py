@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
-from adamix_runner.run import run
+from adamix_runner.run import build_model, run
 from adamix_runner.tracking import JsonlTracker
 from tests.conftest import FIXTURES
 
@@ -49,6 +51,51 @@ def test_seeded_run_pins_losses_and_writes_the_run_folder(compose_run):
     assert (config["merged"], config["num_experts"], config["task"]["num_labels"]) == (True, 1, 2)
     final = [row for row in _jsonl(folder) if row["step"] == -1]
     assert final[0]["final/validation/accuracy"] == record["metrics"]["validation/accuracy"]
+
+
+def _oracle_losses(cfg, steps: int) -> list[float]:
+    """The logged losses recomputed outside the training loop: the run's seeded initial model (build_model), the
+    whole fixture as one batch (so the shuffled order cannot matter), plain cross-entropy, torch's AdamW with the HF
+    Trainer decay grouping, gradient clipping and a linear decay without warmup, stepped by hand."""
+    from adamix_runner.pipelines import for_kind
+
+    model, _, _ = build_model(cfg, 2)
+    model.train()
+    rows = [json.loads(line) for line in (FIXTURES / "glue" / "mrpc" / "train.jsonl").read_text().splitlines()]
+    tokenizer = for_kind("classification").load_tokenizer(cfg)
+    batch = tokenizer(
+        [r["sentence1"] for r in rows], [r["sentence2"] for r in rows], padding=True, return_tensors="pt"
+    )
+    labels = torch.tensor([r["label"] for r in rows])
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr, eps=cfg.train.adam_epsilon)
+    losses = []
+    for step in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, labels)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.train.max_grad_norm)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.train.lr * (steps - step) / steps
+        optimizer.step()
+    return losses
+
+
+def test_logged_losses_equal_an_independent_recomputation_and_fall(compose_run):
+    """An oracle for the loop's loss, optimizer, decay grouping, clipping and schedule: a single adapter, no dropout,
+    the 64-row fixture as one full batch, an lr high enough that the loss leaves ln 2 (0.758 after the first step)."""
+    overrides = (*MRPC, "model=tiny-bert", "peft=adapter", "train.batch_size=64", "train.max_steps=8")
+    overrides += ("train.log_every_steps=1", "train.lr=1e-1", "train.warmup_ratio=0", "train.eval_every_epoch=false")
+    overrides += ("+model.config_overrides={hidden_dropout_prob:0.0,attention_probs_dropout_prob:0.0}",)
+    cfg = compose_run(*overrides)
+    logged = _train_losses(run(cfg).run_dir)
+    assert logged == pytest.approx(_oracle_losses(cfg, 8), abs=2e-5)
+    assert len(logged) == 8 and logged[0] == pytest.approx(math.log(2), abs=1e-3)  # untrained: chance on 2 classes
+    assert max(abs(loss - math.log(2)) for loss in logged) > 0.05  # the updates move it: a no-op step would not
 
 
 def test_same_config_lands_in_the_same_folder_and_is_not_redone(compose_run):
