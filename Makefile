@@ -63,7 +63,7 @@ format: install ## apply ruff fixes and formatting
 TABLE_IDS := table1 table2 table3 table4 table5 table6 table7 table8 table9 table10 figure5
 TABLE_FLAGS = --profile $(or $(PROFILE),paper) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(PLAN),--plan) $(ARGS)
-.PHONY: tables table-demo $(TABLE_IDS)
+.PHONY: tables table-demo study $(TABLE_IDS)
 
 $(TABLE_IDS): install
 	$(BIN)/adamix-table $@ $(TABLE_FLAGS)
@@ -73,6 +73,12 @@ tables: install ## every table (make table1 ... table10, figure5): grids first, 
 
 table-demo: install ## the real demo table on CPU: MiniLM + polarity, 8 methods, 3 seeds (PLAN=1 for its runtime)
 	$(BIN)/adamix-table demo $(TABLE_FLAGS)
+
+study: install ## issue 14's study on CPU (conf/table/study.yaml): train, every inference rule, expert diagnostics
+	$(BIN)/adamix-table study $(TABLE_FLAGS)
+	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
+	$(if $(PLAN),@true,$(BIN)/python scripts/study_adamix.py --diagnose --summary --profile $(or $(PROFILE),paper)) \
+		$(if $(PLAN),,$(patsubst output_root=%,--output-root %,$(filter output_root=%,$(ARGS))))
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs

@@ -201,6 +201,24 @@ def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeyp
     assert written[-1].stat().st_size > 5000
 
 
+def test_the_experts_rule_is_the_mean_of_every_single_expert_and_needs_them_all(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    make_run(
+        root,
+        "rte",
+        "adamix",
+        0,
+        metrics=acc(0.85),
+        evaluations={f"fixed-expert{i}": acc(0.6 + i / 10) for i in range(4)},
+    )
+    make_run(root, "rte", "adamix", 1, metrics=acc(0.85), evaluations={f"fixed-expert{i}": acc(0.7) for i in range(3)})
+    rules = {"id": "rules", "kind": "inference", "from": "toy1", "rows_from": ["adamix"], "rules": ["experts"]}
+    monkeypatch.setattr(declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE, rules | {"seeds": 2}))
+    (experts,) = grid.build(declaration.load("rules"), scan(root)).rows
+    assert experts.cells["rte"].values == pytest.approx({0: 75.0})  # (60 + 70 + 80 + 90) / 4; seed 1 lacks expert 3
+    assert experts.label == "single expert (mean over the experts)"
+
+
 def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     root = tmp_path / "sweep"
     for dim in (8, 16):

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from adamix_runner.cli import compose_config
 from adamix_runner.errors import UserError
@@ -76,7 +77,7 @@ def test_a_dry_run_of_each_row_has_the_papers_param_count_and_satisfies_its_matc
         assert abs(inference - paper) <= half_unit, (inference, row.params)
 
 
-@pytest.mark.parametrize("table_id", ["table4", "table5", "table8", "table9", "table10", "demo"])
+@pytest.mark.parametrize("table_id", ["table4", "table5", "table8", "table9", "table10", "demo", "study"])
 def test_the_other_tables_rows_compose_to_configs_that_satisfy_their_match(table_id):
     decl = declaration.load(table_id)
     for row in (r for r in decl.rows if "not_run" not in r):
@@ -182,8 +183,17 @@ def test_plan_estimates_by_hand(tmp_path, monkeypatch):
 def test_every_declared_table_has_a_make_target():
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.search(r"^TABLE_IDS := (.*)$", makefile, re.M).group(1).split())
-    assert set(declaration.table_ids()) - {"demo"} <= targets
+    assert set(declaration.paper_table_ids()) <= targets
+    assert {"demo", "study", "study_rules"} <= set(declaration.table_ids()) - set(declaration.paper_table_ids())
     assert "table6" in targets  # the few-shot table's slot
+
+
+def test_an_output_root_override_moves_the_runs_the_evaluations_and_the_report(monkeypatch, tmp_path):
+    monkeypatch.setattr(launch, "tool", lambda name: name)
+    plan = make_plan("study_rules", "smoke", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert plan.root == str(tmp_path) and all(str(c.folder).startswith(str(tmp_path)) for c in plan.cells)
+    assert launch.report_command(plan)[2] == f"runs={tmp_path}"
+    assert make_plan("study_rules", "smoke", 1, [], tmp_path / "bench").root == "outputs/smoke"
 
 
 def test_the_three_command_lines(monkeypatch):
@@ -212,3 +222,25 @@ def test_the_three_command_lines(monkeypatch):
         "10",
     ]
     assert launch.report_command(plan) == ["adamix-report", "table=table7", "runs=outputs/smoke", "profile=smoke"]
+
+
+def _satisfies(cfg, match) -> bool:
+    from adamix_runner.report.grid import _same
+
+    return all(_same(OmegaConf.select(cfg, key), value) for key, value in match.items())
+
+
+def test_rows_of_tables_sharing_runs_pick_only_their_own_runs():
+    """table-demo and the study share one output root and some run folders: each row's composed config satisfies its
+    own match and no other row's, else the report would mix, e.g., the no-consistency runs into AdaMix's row."""
+    rows = {}
+    for table_id in ("demo", "study"):
+        for row in (r for r in declaration.load(table_id).rows if "not_run" not in r):
+            cell = _first_cell(table_id, row.id)
+            rows[f"{table_id}:{row.id}"] = (tuple(sorted(cell.overrides)), row.match)
+    configs = {name: compose_config(*overrides) for name, (overrides, _) in rows.items()}
+    for name, (overrides, match) in rows.items():
+        picked = {other for other, cfg in configs.items() if _satisfies(cfg, match)}
+        same_cell = {other for other, (theirs, _) in rows.items() if theirs == overrides}
+        assert picked == same_cell, (name, sorted(picked - same_cell))
+    assert len(same_cell) >= 1 and len({o for o, _ in rows.values()}) == len(rows) - 6  # the 6 shared budget cells

@@ -21,6 +21,7 @@ RULE_LABELS = {
     "random": "random routing",
     "fixed": "fixed routing (first module)",
     "ensemble": "output ensemble",
+    "experts": "single expert (mean over the experts)",
 }
 
 
@@ -84,7 +85,7 @@ def result_value(run: RunRecord, column: Column) -> float | str:
 
 def rule_value(rule: str, random_seeds: int | None) -> Value:
     """A run's value under an inference rule, from its evaluations/*.json; random routing is the mean over its
-    evaluation seeds (the first `random_seeds`)."""
+    evaluation seeds (the first `random_seeds`), `experts` the mean of its single experts (fixed-expert<i>)."""
 
     def value(run: RunRecord, column: Column) -> float | str:
         if run.status != "completed":
@@ -94,6 +95,8 @@ def rule_value(rule: str, random_seeds: int | None) -> Value:
             found = [run.evaluations.get(f"random-seed{k}") for k in range(random_seeds or 1)]
         elif rule == "fixed":
             found = [run.evaluations.get("fixed-expert0")]
+        elif rule == "experts":
+            found = [run.evaluations.get(f"fixed-expert{i}") for i in range(int(run.get("peft.num_experts") or 1))]
         else:
             found = [run.evaluations.get(rule)]
         if rule == "merge" and found[0] is None and run.get("peft.inference") == "merge":

@@ -2,7 +2,7 @@
 
 adamix-table table1 [--profile paper|smoke] [--seeds N] [--launcher basic|local_parallel|slurm] [--plan]
              [OVERRIDE ...]             # extra adamix-run overrides for every run, e.g. model.path=...
-adamix-table all ...                    # every declared table but the demo: grids first, then inference
+adamix-table all ...                    # every paper table (not the real CPU ones, cpu_demo): grids, then inference
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _one(table_id: str, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    ids = [t for t in declaration.table_ids() if t != "demo"] if args.table == "all" else [args.table]
+    ids = declaration.paper_table_ids() if args.table == "all" else [args.table]
     codes = []
     for table_id in ids:
         try:

@@ -41,6 +41,12 @@ def table_ids() -> list[str]:
     return sorted(ids, key=lambda table_id: (load(table_id).kind == "inference", _numeric(table_id)))
 
 
+def paper_table_ids() -> list[str]:
+    """The tables `make tables` runs: every declared one but the real CPU tables (`cpu_demo: true`: table-demo,
+    study), which are runs on this machine's offline assets, not the paper's."""
+    return [table_id for table_id in table_ids() if not load(table_id).get("cpu_demo", False)]
+
+
 def _numeric(table_id: str) -> tuple[str, int]:
     digits = "".join(ch for ch in table_id if ch.isdigit())
     return (table_id.rstrip("0123456789"), int(digits) if digits else 0)

@@ -142,5 +142,6 @@ def make_plan(table_id: str, profile: str, seed_count: int | None, extra: list[s
         plan, cfg = _cell_plan(decl, cell, seed_list, extra)
         cell_plans.append(plan)
         rate = rate or throughput(cfg.model, device, bench_dir)
-    root = declaration.output_root(declaration.grid_source(decl), profile)
+    given = [item.split("=", 1)[1] for item in extra if item.startswith("output_root=")]
+    root = given[-1] if given else declaration.output_root(declaration.grid_source(decl), profile)  # the last wins
     return TablePlan(decl, profile, seed_list, device, rate or Throughput(1.0, "no cells"), root, cell_plans)
