@@ -74,11 +74,13 @@ tables: install ## every table (make table1 ... table10, figure5): grids first, 
 table-demo: install ## the real demo table on CPU: MiniLM + polarity, 8 methods, 3 seeds (PLAN=1 for its runtime)
 	$(BIN)/adamix-table demo $(TABLE_FLAGS)
 
+STUDY_DIAGNOSE = $(BIN)/python scripts/study_adamix.py --diagnose --summary --profile $(or $(PROFILE),paper) \
+	$(patsubst output_root=%,--output-root %,$(filter output_root=%,$(ARGS)))
+
 study: install ## issue 14's study on CPU (conf/table/study.yaml): train, every inference rule, expert diagnostics
 	$(BIN)/adamix-table study $(TABLE_FLAGS)
 	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
-	$(if $(PLAN),@true,$(BIN)/python scripts/study_adamix.py --diagnose --summary --profile $(or $(PROFILE),paper)) \
-		$(if $(PLAN),,$(patsubst output_root=%,--output-root %,$(filter output_root=%,$(ARGS))))
+	$(if $(PLAN),,$(STUDY_DIAGNOSE))
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs

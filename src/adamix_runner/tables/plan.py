@@ -138,10 +138,10 @@ def make_plan(table_id: str, profile: str, seed_count: int | None, extra: list[s
     seed_list = declaration.seeds(decl, seed_count)
     device = str(declaration.profile_of(decl, profile).get("device", "gpu" if profile == "paper" else "cpu"))
     cell_plans, rate = [], None
+    root = declaration.output_root(declaration.grid_source(decl), profile)
     for cell in declaration.cells(decl, profile):
         plan, cfg = _cell_plan(decl, cell, seed_list, extra)
         cell_plans.append(plan)
         rate = rate or throughput(cfg.model, device, bench_dir)
-    given = [item.split("=", 1)[1] for item in extra if item.startswith("output_root=")]
-    root = given[-1] if given else declaration.output_root(declaration.grid_source(decl), profile)  # the last wins
+        root = str(cfg.output_root)  # the composed one: a user's output_root= override wins, as for the runs
     return TablePlan(decl, profile, seed_list, device, rate or Throughput(1.0, "no cells"), root, cell_plans)
