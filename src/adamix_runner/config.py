@@ -20,6 +20,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
 from adamix_runner.adaptation.targets import POOLER_MODULES, PREFIX_TARGETS
+from adamix_runner.config_strings import check_prompt_strings
 from adamix_runner.errors import UserError
 
 SELECT_CHOICES = ("last", "best")
@@ -37,14 +38,18 @@ UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps", "checkpoint_every_minut
 @dataclass
 class PromptConfig:
     """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order).
-    A task with a template is a prompt task, whatever its family (task=local task.prompt.template=...)."""
+    A task with a template is a prompt task, whatever its family (task=local task.prompt.template=...).
+    The word-like keys are typed Any so that a YAML 1.1 boolean, number or null reaches `validate` as what it is
+    (a `str` schema would turn an unquoted Yes into "True"); config_strings.py refuses it there."""
 
-    template: str | None = None
-    label_words: list[str] | None = None
-    label_names: list[str] | None = None  # class names; string labels of the data are mapped by their place here
+    template: Any = None  # str
+    label_words: Any = None  # list of str
+    label_names: Any = None  # list of str; class names: string labels of the data are mapped by their place here
     lowercase: bool = False  # LiST lower-cases MNLI's premise and hypothesis
-    list_folder: str | None = None  # the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
-    list_labels: list[str] | None = None  # the raw labels of the LiST files, in class-id order
+    list_folder: Any = None  # str; the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
+    list_labels: Any = None  # list of str; the raw labels of the LiST files, in class-id order
+    truncation: str = "list"  # list (LiST's cut) or longest (the runner's earlier rule); tasks/encode_prompt.py
+    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models_prompt.py
 
 
 @dataclass
@@ -54,6 +59,7 @@ class FewShotConfig:
     k: int | None = 30
     split_seed: int | None = None
     data_dir: str | None = None
+    eval_shuffle: int | None = None  # seed of a shuffle of the evaluation rows before data.max_eval_samples
 
 
 @dataclass
@@ -352,12 +358,16 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
 def _check_prompt(cfg: DictConfig) -> None:
     """A prompt task: a parsable template, one label word per class, last-step reporting (no validation set)."""
     prompt = cfg.task.prompt
+    check_prompt_strings(prompt)
     if prompt.template is None:
         _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
         _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
         return
-    from adamix_runner.tasks.encode_prompt import parse_template
+    from adamix_runner.models_prompt import LABEL_ROWS
+    from adamix_runner.tasks.encode_prompt import TRUNCATIONS, parse_template
 
+    _choice(prompt.truncation, TRUNCATIONS, "task.prompt.truncation")
+    _choice(prompt.label_rows, LABEL_ROWS, "task.prompt.label_rows")
     _require(cfg.task.family not in GENERATION_FAMILIES, f"task.prompt does not apply to {cfg.task.name}.")
     parse_template(prompt.template)
     _require(prompt.label_words is not None, "task.prompt.template needs task.prompt.label_words=[word per class].")

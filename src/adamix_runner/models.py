@@ -116,21 +116,27 @@ def attention_kwargs(model_cfg) -> dict[str, str]:
 
 def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrainedModel:
     """The sequence-classification model with a fresh head; `on_meta` builds shapes only (dry runs)."""
+    with _quiet_head_report():
+        return load_auto(AutoModelForSequenceClassification, model_cfg, on_meta=on_meta, num_labels=num_labels)
+
+
+def load_auto(auto_class, model_cfg, *, on_meta: bool = False, **config_keys) -> PreTrainedModel:
+    """`auto_class` (a transformers Auto* model class) from the checkpoint, or randomly initialised from the YAML's
+    architecture; `model.config_overrides` and `config_keys` (e.g. num_labels) are set on its config either way."""
     if model_cfg.pretrained:
         source = _source(model_cfg)
-        with _quiet_head_report():
-            return _from_hub_or_cache(
-                AutoModelForSequenceClassification.from_pretrained,
-                source,
-                f"model '{source}'",
-                "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
-                **(pretrained_config(model_cfg, source, num_labels=num_labels) or {"num_labels": num_labels}),
-                trust_remote_code=model_cfg.trust_remote_code,
-                **attention_kwargs(model_cfg),
-            )
-    config = architecture_config(model_cfg, num_labels=num_labels)
+        return _from_hub_or_cache(
+            auto_class.from_pretrained,
+            source,
+            f"model '{source}'",
+            "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
+            **(pretrained_config(model_cfg, source, **config_keys) or config_keys),
+            trust_remote_code=model_cfg.trust_remote_code,
+            **attention_kwargs(model_cfg),
+        )
+    config = architecture_config(model_cfg, **config_keys)
     with torch.device("meta") if on_meta else nullcontext():
-        return AutoModelForSequenceClassification.from_config(config, **attention_kwargs(model_cfg))
+        return auto_class.from_config(config, **attention_kwargs(model_cfg))
 
 
 def load_tokenizer(model_cfg):

@@ -72,7 +72,9 @@ def test_causal_rendering_reads_the_next_token_and_refuses_text_after_the_mask(b
 
 
 def test_truncation_cuts_the_longest_sentence_never_the_mask(bpe_masked):
-    encoder = PromptEncoder("*cls**sent_0**mask*,*+sentl_1**sep+*", bpe_masked, Rendering(False, 12))
+    encoder = PromptEncoder(
+        "*cls**sent_0**mask*,*+sentl_1**sep+*", bpe_masked, Rendering(False, 12, truncation="longest")
+    )
     encoded = encoder.encode(["one two three four five six seven eight nine", "Ten eleven"])
     ids = encoded["input_ids"]
     assert len(ids) == 12 and ids[encoded["mask_pos"]] == bpe_masked.mask_token_id

@@ -9,7 +9,11 @@ reports the last step).
 
 from __future__ import annotations
 
+import functools
+import json
+
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from adamix_runner.adaptation.soft_prompt import soft_prompt_offset
@@ -24,22 +28,33 @@ from adamix_runner.training.batching import make_train_loader
 
 
 def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
-    return load_prompt_model(model_cfg or cfg.model, on_meta=on_meta)
+    """The prompt model with its label words set (and, LiST's way, their own output rows: models_prompt.py)."""
+    model = load_prompt_model(model_cfg or cfg.model, on_meta=on_meta)
+    untied = cfg.task.prompt.label_rows == "untied" and cfg.peft.method != "full"
+    model.set_label_words(label_word_ids(load_tokenizer(cfg), list(cfg.task.prompt.label_words)), untied=untied)
+    return model
 
 
 def load_tokenizer(cfg):
-    return load_lm_tokenizer(cfg.model) if is_causal(cfg.model) else load_masked_tokenizer(cfg.model)
+    """The model's tokenizer, loaded once per model config in this process (load_model needs it for the label
+    words, the data for the rendering, and a GGUF tokenizer takes ~20 s to read on this CPU)."""
+    return _tokenizer(json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_json: str):
+    model_cfg = OmegaConf.create(json.loads(model_json))
+    return load_lm_tokenizer(model_cfg) if is_causal(model_cfg) else load_masked_tokenizer(model_cfg)
 
 
 def rendering(cfg, model) -> Rendering:
     soft = cfg.peft.prefix_length if cfg.peft.method == "prompt_tuning" else 0
     offset = soft_prompt_offset(model.config.model_type)
-    return Rendering(model.causal, cfg.data.max_seq_length, soft, offset)
+    return Rendering(model.causal, cfg.data.max_seq_length, soft, offset, cfg.task.prompt.truncation)
 
 
 def encoded_splits(cfg, task, tokenizer, model):
-    """The task's splits rendered through its template; the model learns its label words' ids."""
-    model.set_label_words(label_word_ids(tokenizer, list(cfg.task.prompt.label_words)))
+    """The task's splits rendered through its template (the model knows its label words since load_model)."""
     encoder = PromptEncoder(cfg.task.prompt.template, tokenizer, rendering(cfg, model))
     return encode_prompts(task.splits, task.text_fields, encoder)
 

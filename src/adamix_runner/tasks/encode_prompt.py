@@ -11,8 +11,14 @@ A template is a string of parts separated by ``*`` (fewshot reference §2.4):
 Each part is tokenized on its own (no special tokens) and the ids are concatenated, as LM-BFF does. A masked LM
 reads the class at the ``mask`` slot; a causal LM reads it as the next token after the parts before ``mask``, so
 for a causal LM the parts after ``mask`` are dropped (a sentence there is an error: the model could not see it).
-Too long inputs lose tokens from the end of their longest sentence first, so the mask is never cut (ours; LM-BFF
-cuts the tail and fails when the mask is lost).
+Too long inputs (``task.prompt.truncation``): ``list``, the default, cuts the rendered ids as LiST does (LiST
+src/dataset.py L265-315, with a block of ``max_length - 2`` tokens): an input longer than the block keeps its first
+block tokens + ``sep`` when the mask lies inside them, else a block-wide window centred on the mask with its first and
+last tokens overwritten by the input's first and last (then ``sep``) when more than half a block follows the mask,
+else its last block tokens (no ``cls``); inputs are at most ``max_length - 1`` long. A causal LM reads the class at
+its last token, so ``list`` keeps its last ``max_length`` tokens. ``longest`` (the runner's earlier rule) drops
+tokens from the end of the longest sentence until the whole fits, so the mask is never cut. Soft-prompt slots
+count against the length either way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from adamix_runner.errors import UserError
 SPECIAL_PARTS = ("cls", "mask", "sep", "sep+")
 SENTENCE = re.compile(r"^(\+)?sent([lu])?(-)?_(\d+)$")
 NO_SPACE_WORD = ("<", "[", ".", ",")  # LM-BFF: label words starting with these are looked up without a space
+TRUNCATIONS = ("list", "longest")
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Rendering:
     max_length: int
     soft_tokens: int = 0  # prompt tuning: filler slots whose embeddings the soft prompt replaces
     soft_offset: int = 0  # where those slots start
+    truncation: str = "list"  # TRUNCATIONS: LiST's cut of the rendered ids, or the longest sentence's tail
 
 
 class PromptEncoder:
@@ -145,7 +153,8 @@ class PromptEncoder:
         if self.rendering.causal:
             parts = parts[: [p.value for p in parts].index("mask")]
         pieces = [self._tokens(p, texts) for p in parts]
-        self._truncate(parts, pieces)
+        if self.rendering.truncation == "longest":
+            self._truncate(parts, pieces)
         ids, types, segment, mask_pos = [], [], 0, -1
         for part, piece in zip(parts, pieces, strict=True):
             if part.value == "mask" and part.kind == "special":
@@ -158,6 +167,8 @@ class PromptEncoder:
             if not ids:
                 raise UserError(f"task.prompt.template={self.template!r} has nothing before *mask*")
             mask_pos = len(ids) - 1  # the last prefix token predicts the label word
+        if self.rendering.truncation == "list":
+            ids, types, mask_pos = self._list_cut(ids, types, mask_pos)
         soft = self.rendering.soft_tokens
         if soft:
             at = self.rendering.soft_offset
@@ -166,6 +177,26 @@ class PromptEncoder:
             types[at:at] = [types[at] if at < len(types) else 0] * soft
             mask_pos += soft if mask_pos >= at else 0
         return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids), "mask_pos": mask_pos}
+
+    def _list_cut(self, ids: list[int], types: list[int], mask_pos: int) -> tuple[list[int], list[int], int]:
+        """LiST's truncation of the rendered ids (module docstring); the mask position is found again after it."""
+        budget = self.rendering.max_length - self.rendering.soft_tokens
+        if self.rendering.causal:
+            return ids[-budget:], types[-budget:], min(mask_pos, budget - 1)
+        block = budget - 2
+        if len(ids) <= block:
+            return ids, types, mask_pos
+        sep = self.tokenizer.sep_token_id
+        if mask_pos < block:
+            ids, types = ids[:block] + [sep], types[:block] + types[block - 1 : block]
+        elif len(ids) - mask_pos > block // 2:
+            start, end = mask_pos - block // 2, mask_pos + block // 2
+            ids = list(ids)
+            ids[start], ids[end - 1] = ids[0], ids[-1]
+            ids, types = ids[start:end] + [sep], types[start:end] + types[end - 1 : end]
+        else:
+            ids, types = ids[-block:], types[-block:]
+        return ids, types, ids.index(self.tokenizer.mask_token_id)
 
     def _truncate(self, parts: list[Part], pieces: list[list[int]]) -> None:
         """Drop tokens from the end of the longest sentence until the whole fits (soft slots included)."""

@@ -9,7 +9,8 @@ instead and the run's results.json says so under ``notes``. File formats (fewsho
 Without it, the task's own family loads the pool (GLUE or any hub data set, the polarity corpus, local files) and
 K training rows are sampled from its train split: a seeded shuffle (seed ``split_seed``) then the first K, over the
 whole pool (K in total, not per class, not stratified: how the LiST splits look, §2.2). The evaluation splits
-stay whole. ``fewshot.k=null`` keeps every training row (your own few-shot file).
+stay whole; ``fewshot.eval_shuffle=<seed>`` shuffles their rows first, so that ``data.max_eval_samples`` (the first n
+rows) is a random subset: LiST's Subj and MPQA test files are sorted by class, their first 1,000 rows all class 0. ``fewshot.k=null`` keeps every training row (your own few-shot file).
 """
 
 from __future__ import annotations
@@ -75,12 +76,13 @@ class FewShot:
     k: int | None
     split_seed: int
     data_dir: str | None
+    eval_shuffle: int | None = None
 
 
 def options(fewshot_cfg, seed: int) -> FewShot:
     """``split_seed`` null -> ``seed + 1``: the tables' seeds 0..4 read LiST's splits 1..5."""
     split_seed = fewshot_cfg.split_seed if fewshot_cfg.split_seed is not None else seed + 1
-    return FewShot(fewshot_cfg.k, int(split_seed), fewshot_cfg.data_dir)
+    return FewShot(fewshot_cfg.k, int(split_seed), fewshot_cfg.data_dir, fewshot_cfg.get("eval_shuffle"))
 
 
 def load(task_cfg, data_cfg, fewshot: FewShot) -> TaskData:
@@ -91,6 +93,9 @@ def load(task_cfg, data_cfg, fewshot: FewShot) -> TaskData:
     else:
         splits, notes = _from_pool(task_cfg, data_cfg, fewshot), {}
     splits = DatasetDict({s: _as_class_ids(d, names, s) for s, d in splits.items()})
+    if fewshot.eval_shuffle is not None:
+        shuffled = {s: splits[s].shuffle(seed=fewshot.eval_shuffle) for s in task_cfg.eval_splits}
+        splits = DatasetDict({**splits, **shuffled})
     feature = splits["train"].features["label"]
     names = names or (feature.names if isinstance(feature, ClassLabel) else None)
     if prompt.lowercase:  # LiST's MNLI processors lower-case premise and hypothesis
