@@ -132,7 +132,7 @@ def _evaluator(run: FinishedRun):
         router.inference = evaluation.rule
         router.fixed_expert = evaluation.expert or 0
         if evaluation.eval_seed is not None:
-            router.eval_generator.manual_seed(cfg.seed + 1 + evaluation.eval_seed)
+            router.eval_seed = cfg.seed + 1 + evaluation.eval_seed  # prepared.evaluate restarts the stream there
         metrics = prepared.evaluate()
         if (scratch / "predictions").exists():  # generation: keep each evaluation's predictions apart
             kept = run.folder / EVALUATIONS / evaluation.name

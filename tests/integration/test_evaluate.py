@@ -133,3 +133,18 @@ def test_generation_runs_keep_each_rules_predictions_apart(compose_run):
     assert (folder / "evaluations" / "random-seed0" / "predictions" / "test.pred.txt").exists()
     assert (folder / "predictions" / "test.pred.txt").read_text() == own
     assert not (folder / "evaluations" / ".current").exists()
+
+
+def test_random_seed0_equals_a_random_run_that_also_evaluated_every_epoch(tmp_path):
+    """Every evaluation restarts the eval-time routing stream: the epoch-end evaluations (the default) do not shift
+    the draws of the final one, so random-seed0.json is what the peft.inference=random run reported."""
+    from adamix_runner.cli import compose_config
+
+    overrides = [o for o in TINY if not o.startswith(("train.eval_every_epoch", "train.max_steps"))]
+    cfg = compose_config(f"output_root={tmp_path}", "logger=none", *overrides, "train.max_steps=16",
+                         "train.eval_every_epoch=true", "peft.inference=random")  # fmt: skip
+    result = run(cfg)
+    curve = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sum("validation/loss" in row for row in curve) >= 2  # epoch-end evaluations before the final one
+    evaluate_run(result.run_dir, ["random"])
+    assert _evaluation(result.run_dir, "random-seed0")["metrics"] == result.record["metrics"]

@@ -3,8 +3,11 @@ paper's #Param for BERT-base and RoBERTa-large (meta device, no download)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
+from torch.nn import functional as F
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 from adamix_runner.adaptation import (
@@ -98,16 +101,53 @@ def test_a_closed_prefix_gate_zeroes_the_prefixes_but_keeps_their_slots():
     assert not torch.allclose(closed, logits(reduced), atol=1e-4)
 
 
-@pytest.mark.parametrize(
-    ("component", "plain"), [("adapter", {"method": "adapter", "share": "none"}), ("lora", {"method": "lora"}),
-                             ("prefix", {"method": "prefix"})]
-)  # fmt: skip
+@pytest.mark.parametrize(("component", "plain"), [("lora", {"method": "lora"}), ("prefix", {"method": "prefix"})])
 def test_an_open_gate_alone_is_the_plain_method(component, plain):
     gated = perturb(unipelt((component,), adapter_activation="relu"))
     set_gates(gated, component, open_=True)
     reference = unipelt(method=plain.pop("method"), adapter_activation="relu", **plain)
     copy_shared(gated, reference)
     torch.testing.assert_close(logits(gated), logits(reference), atol=1e-6, rtol=0)
+
+
+def test_the_adapter_block_is_unipelts_pfeiffer_adapter_by_hand():
+    """UniPELT's BertOutput with its Pfeiffer adapter (adapters/layer.py L125-138, L371-374; modeling.py L113-139),
+    computed by hand from the wrapped block's weights, in train mode so that the dropout is the same draw: exactly
+    LN(h + g(z) A(z) + a), h = dropout(dense(x)), z = LN(h + a), A = up(relu(down(.))) with biases."""
+    model = bert(hidden_dropout_prob=0.1)
+    apply(model, AdaptationSpec(method="unipelt", components=("adapter",), adapter_activation="relu", **SMALL), 0)
+    model = perturb(model).train()
+    block = model.bert.encoder.layer[1].output
+    assert isinstance(block, GatedAdaptedModule) and type(block.base).__name__ == "BertOutput"
+    x, a = torch.randn(3, 5, 37), torch.randn(3, 5, HIDDEN)
+    torch.manual_seed(7)
+    ours = block(x, a)
+    dense, norm, down, up, gate = (
+        block.base.dense,
+        block.base.LayerNorm,
+        block.adapter.down,
+        block.adapter.up,
+        block.gate,
+    )
+    layer_norm = partial(F.layer_norm, normalized_shape=(HIDDEN,), weight=norm.weight, bias=norm.bias, eps=norm.eps)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        h = F.dropout(x @ dense.weight.T + dense.bias, p=0.1, training=True)
+        z = layer_norm(h + a)
+        g = torch.sigmoid(z @ gate.linear.weight.T + gate.linear.bias).mean(dim=1, keepdim=True)
+        adapter = F.relu(z @ down.weight[0].T + down.bias[0]) @ up.weight[0].T + up.bias[0]
+        expected = layer_norm(h + g * adapter + a)
+    assert torch.equal(ours, expected)
+    assert (block(x, a) - ours).abs().max() > 0  # train mode: another dropout draw, so dropout is really applied
+
+
+def test_the_prefix_encoder_starts_as_berts_init():
+    """UniPELT's prefix modules get BERT's init_weights (N(0, 0.02), zero biases), not PyTorch's N(0, 1)."""
+    torch.manual_seed(0)
+    encoder = unipelt(("prefix",), prefix_length=40, prefix_hidden=64).bert.encoder.prefix_encoder
+    assert abs(encoder.embedding.weight.std().item() - 0.02) < 0.002
+    for linear in (encoder.mlp[0], encoder.mlp[2]):
+        assert abs(linear.weight.std().item() - 0.02) < 0.002 and not linear.bias.any()
 
 
 def test_lora_gate_replaces_the_scaling_when_alpha_equals_rank():

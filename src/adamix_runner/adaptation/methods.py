@@ -24,6 +24,7 @@ from .targets import (
     ATTENTION_OUTPUT_TARGETS,
     LORA_TARGETS,
     PREFIX_TARGETS,
+    UNIPELT_ADAPTER_TARGETS,
     head_modules,
     head_parameters,
     matching,
@@ -63,7 +64,7 @@ def _install_unipelt(model: nn.Module, spec: AdaptationSpec, router: Router) -> 
     if "prefix" in spec.components:
         _check_prefix_supported(model)  # before anything is wrapped
     if "adapter" in spec.components:
-        for name in matching(model, ADAPTER_TARGETS, "unipelt"):
+        for name in matching(model, UNIPELT_ADAPTER_TARGETS, "unipelt"):
             _replace(model, name, _adapted(model, model.get_submodule(name), spec, router, gated=True))
     if "lora" in spec.components:
         _install_lora(model, spec, router, GatedLoRALayer)
@@ -131,6 +132,7 @@ def _install_prefix(model: nn.Module, spec: AdaptationSpec, attention_type: type
         model.config.hidden_size,
         spec.prefix_length,
         spec.prefix_hidden,
+        init_std=getattr(model.config, "initializer_range", 0.02),
         device=ref.device,
         dtype=ref.dtype,
     )

@@ -7,7 +7,9 @@ transformers 5 ``BertSelfAttention`` does, prepends the P prefix keys/values, ex
 boolean (sdpa) mask with P always-visible columns, and calls the same attention interface.
 
 The MLP runs once per model forward, when layer 0 asks for its prefix; the later layers read their slices of that
-output (per-layer slices of the last weight would each cost a weight-sized zero gradient). Inference: only the
+output (per-layer slices of the last weight would each cost a weight-sized zero gradient). Initialisation as UniPELT's code, whose prefix modules live in ``BertEncoder`` and so get BERT's
+``init_weights`` (``modeling_bert.py`` L580-586, L795-809, L943): embedding and Linear weights N(0, the backbone's
+``initializer_range``, 0.02), biases 0. Inference: only the
 MLP's output, the 2·L·P·d prefix keys/values, is used. The MLP stays in the saved adaptation state so that a
 saved folder reloads into a freshly applied model; ``#Param`` counts the 2·L·P·d prefix (what the paper's
 prefix-tuning row counts at inference).
@@ -38,6 +40,7 @@ class PrefixEncoder(AdaptationLayer):
         hidden: int,
         prefix_length: int,
         mlp_hidden: int,
+        init_std: float = 0.02,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -48,6 +51,11 @@ class PrefixEncoder(AdaptationLayer):
         self.mlp = nn.Sequential(
             nn.Linear(hidden, mlp_hidden, **kw), nn.Tanh(), nn.Linear(mlp_hidden, 2 * num_layers * hidden, **kw)
         )
+        with torch.no_grad():  # BERT's init_weights (module docstring), not PyTorch's N(0, 1) / kaiming defaults
+            nn.init.normal_(self.embedding.weight, std=init_std)
+            for linear in (self.mlp[0], self.mlp[2]):
+                nn.init.normal_(linear.weight, std=init_std)
+                nn.init.zeros_(linear.bias)
         self._prefixes: torch.Tensor | None = None  # this forward's [P, L, 2, d], computed at layer 0
 
     def layer_prefix(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,8 +18,11 @@ class Router:
     """Seeded expert draws for training, and the eval-mode inference rule.
 
     Training draws come from ``generator`` (seeded with ``seed``) so that every rank and every rerun with the
-    same seed picks the same experts; eval-time random routing uses a separate generator (``seed + 1``), so
-    evaluating never shifts the training draws.
+    same seed picks the same experts; eval-time random routing uses a separate generator, so evaluating never
+    shifts the training draws. Every evaluation restarts that generator at ``eval_seed`` (``seed + 1`` unless
+    adamix-evaluate sets another, :meth:`restart_eval_stream`), so an evaluation's draws do not depend on how many
+    evaluations came before it: the epoch-end ones, the final one and ``adamix-evaluate``'s ``random-seed0`` draw
+    the same experts.
     """
 
     def __init__(self, seed: int, inference: str = "merge", fixed_expert: int = 0) -> None:
@@ -30,8 +33,13 @@ class Router:
         self.inference = inference
         self.fixed_expert = fixed_expert
         self.generator = torch.Generator().manual_seed(seed)
-        self.eval_generator = torch.Generator().manual_seed(seed + 1)
+        self.eval_seed = seed + 1
+        self.eval_generator = torch.Generator().manual_seed(self.eval_seed)
         self.num_views = 1
+
+    def restart_eval_stream(self) -> None:
+        """Start the eval-time draws afresh from ``eval_seed``: called at the start of every evaluation."""
+        self.eval_generator.manual_seed(self.eval_seed)
 
     @contextmanager
     def views(self, n: int) -> Iterator[Router]:

@@ -30,6 +30,13 @@ ATTENTION_OUTPUT_TARGETS: dict[str, str] = {
     "llama": r"(^|\.)layers\.\d+\.self_attn\.o_proj$",
 }
 
+# UniPELT's adapter wraps the whole FFN output block (dense, dropout, LayerNorm): it reads the normalised output.
+UNIPELT_ADAPTER_TARGETS: dict[str, str] = {
+    "bert": r"(^|\.)layer\.\d+\.output$",
+    "roberta": r"(^|\.)layer\.\d+\.output$",
+    "xlm-roberta": r"(^|\.)layer\.\d+\.output$",
+}
+
 LORA_TARGETS: dict[str, str] = {
     "bert": r"(^|\.)layer\.\d+\.attention\.self\.(query|value)$",
     "roberta": r"(^|\.)layer\.\d+\.attention\.self\.(query|value)$",

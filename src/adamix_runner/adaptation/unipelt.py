@@ -6,8 +6,12 @@ The submodules are the runner's own (:class:`.adapter.BottleneckAdapter`, :class
 positions included, as the official code, which averages over dim 1 without a mask). Sources, official code
 morningmoni/UniPELT at 2f2ecb7:
 
-- adapter: ``h + g(h) * up(act(down(h)))``, the gate scaling the adapter's output before the residual
-  (``transformers/adapters/modeling.py`` L103-104 ``self.gate = nn.Linear(self.input_size, 1)``, L120-127);
+- adapter: adapter-transformers' ``pfeiffer`` config (``original_ln_before``, ``residual_before_ln``,
+  ``original_ln_after``) around the whole FFN output block (``BertOutput``): with ``h = dropout(dense(x))`` and
+  ``a`` the attention block's output, the adapter and its gate read ``z = LN(h + a)`` and the block returns
+  ``LN(h + g(z) * up(act(down(z))) + a)``, the frozen pretrained LayerNorm applied twice
+  (``modeling_bert.py`` L474-478, ``adapters/layer.py`` L125-138 and L371-374, ``adapters/modeling.py`` L103-104
+  ``self.gate = nn.Linear(self.input_size, 1)``, L113-139);
 - prefix: the layer's prefix keys and values times ``g(hidden_states)`` of that self-attention's input
   (``transformers/models/bert/modeling_bert.py`` ``BertSelfAttention``: ``self.prefix_gate = nn.Linear(hidden, 1)``
   and ``prefix_embed_k * gate``);
@@ -59,15 +63,19 @@ def gate_like(hidden: int, ref: torch.Tensor) -> Gate:
 
 
 class GatedAdaptedModule(AdaptedModule):
-    """``h + g(h) * adapter.delta(h)`` with ``h = base(x)``; the gate declares its own parameters."""
+    """UniPELT's Pfeiffer adapter around a BERT/RoBERTa FFN output block ``base`` (dense, dropout, LayerNorm):
+    ``LN(h + g(z) * adapter.delta(z) + a)`` with ``h = dropout(dense(x))``, ``z = LN(h + a)`` (module docstring);
+    the gate declares its own parameters."""
 
     def __init__(self, base: nn.Module, adapter: BottleneckAdapter, gate: Gate) -> None:
         super().__init__(base, adapter)
         self.gate = gate
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        h = self.base(*args, **kwargs)
-        return h + self.gate(h) * self.adapter.delta(h)
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        out = self.base
+        h = out.dropout(out.dense(hidden_states))
+        z = out.LayerNorm(h + input_tensor)
+        return out.LayerNorm(h + self.gate(z) * self.adapter.delta(z) + input_tensor)
 
 
 class GatedLoRALayer(LoRALayer):

@@ -24,6 +24,20 @@ class Prepared:
     num_views: int
 
 
+def seeded_evaluation(model, evaluate: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
+    """``evaluate`` that first restarts the model's eval-time routing stream (Router.restart_eval_stream), so that
+    every evaluation of a run, and adamix-evaluate's random-seed0, draws the same experts."""
+    from adamix_runner.adaptation.apply import ROUTER_ATTR
+
+    def run() -> dict[str, float]:
+        router = getattr(model, ROUTER_ATTR, None)
+        if router is not None:
+            router.restart_eval_stream()
+        return evaluate()
+
+    return run
+
+
 def for_kind(kind: str) -> ModuleType:
     if kind == "generation":
         try:

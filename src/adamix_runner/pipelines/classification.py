@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from adamix_runner.evaluation.predict import evaluate
 from adamix_runner.models import load_model as _load_model
 from adamix_runner.models import load_tokenizer as _load_tokenizer
-from adamix_runner.pipelines import Prepared
+from adamix_runner.pipelines import Prepared, seeded_evaluation
 from adamix_runner.tasks.encode import collator, encode
 from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.losses import adamix_loss, num_views
@@ -50,7 +50,7 @@ def class_logit_objective(cfg, task, model, accelerator, train_loader, evals) ->
     weight = CONSISTENCY_WEIGHT if cfg.peft.consistency_weight is None else cfg.peft.consistency_weight
     return Prepared(
         train_loader=train_loader,
-        evaluate=lambda: evaluate(model, evals, task, accelerator),
+        evaluate=seeded_evaluation(model, lambda: evaluate(model, evals, task, accelerator)),
         loss=lambda logits, batch, views: adamix_loss(
             logits, batch["labels"], task.num_labels, weight, views, cfg.train.label_smoothing
         ),

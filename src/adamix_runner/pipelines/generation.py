@@ -16,7 +16,7 @@ from adamix_runner.config import GenerationConfig
 from adamix_runner.evaluation.generation import generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
 from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
-from adamix_runner.pipelines import Prepared
+from adamix_runner.pipelines import Prepared, seeded_evaluation
 from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids, uses_chat
 from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.lm_losses import lm_adamix_loss
@@ -69,7 +69,7 @@ def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
     smoothing = cfg.train.label_smoothing
     return Prepared(
         train_loader=loader,
-        evaluate=_evaluator(cfg, task, tokenizer, model, accelerator, folder),
+        evaluate=seeded_evaluation(model, _evaluator(cfg, task, tokenizer, model, accelerator, folder)),
         loss=lambda logits, batch, views: lm_adamix_loss(logits, batch, views, weight, smoothing),
         num_views=2 if weight > 0 else 1,
     )
