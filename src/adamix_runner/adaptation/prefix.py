@@ -7,12 +7,15 @@ transformers 5 ``BertSelfAttention`` does, prepends the P prefix keys/values, ex
 boolean (sdpa) mask with P always-visible columns, and calls the same attention interface.
 
 The MLP runs once per model forward, when layer 0 asks for its prefix; the later layers read their slices of that
-output (per-layer slices of the last weight would each cost a weight-sized zero gradient). Initialisation as UniPELT's code, whose prefix modules live in ``BertEncoder`` and so get BERT's
-``init_weights`` (``modeling_bert.py`` L580-586, L795-809, L943): embedding and Linear weights N(0, the backbone's
-``initializer_range``, 0.02), biases 0. Inference: only the
+output (per-layer slices of the last weight would each cost a weight-sized zero gradient). Inference: only the
 MLP's output, the 2·L·P·d prefix keys/values, is used. The MLP stays in the saved adaptation state so that a
 saved folder reloads into a freshly applied model; ``#Param`` counts the 2·L·P·d prefix (what the paper's
 prefix-tuning row counts at inference).
+
+Initialisation as in UniPELT's code, whose prefix modules live in ``BertEncoder`` and so get BERT's
+``init_weights`` (``modeling_bert.py`` L580-586, L795-809, L943): embedding and Linear weights N(0, the backbone's
+``initializer_range``, 0.02), biases 0 (PyTorch's defaults, N(0, 1) for the embedding, made initial prefixes ~50x
+larger: fidelity audit D-B2).
 
 GPT-2 is refused: its causal attention builds the mask (or sets ``is_causal``) for a key length equal to the
 query length, the KV cache interplays with generation, and GPT-2 LM support is not there yet; prepending keys

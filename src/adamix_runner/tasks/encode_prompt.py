@@ -188,12 +188,12 @@ class PromptEncoder:
             return ids, types, mask_pos
         sep = self.tokenizer.sep_token_id
         if mask_pos < block:
-            ids, types = ids[:block] + [sep], types[:block] + types[block - 1 : block]
+            ids, types = [*ids[:block], sep], types[:block] + types[block - 1 : block]
         elif len(ids) - mask_pos > block // 2:
             start, end = mask_pos - block // 2, mask_pos + block // 2
             ids = list(ids)
             ids[start], ids[end - 1] = ids[0], ids[-1]
-            ids, types = ids[start:end] + [sep], types[start:end] + types[end - 1 : end]
+            ids, types = [*ids[start:end], sep], types[start:end] + types[end - 1 : end]
         else:
             ids, types = ids[-block:], types[-block:]
         return ids, types, ids.index(self.tokenizer.mask_token_id)

@@ -9,8 +9,9 @@ instead and the run's results.json says so under ``notes``. File formats (fewsho
 Without it, the task's own family loads the pool (GLUE or any hub data set, the polarity corpus, local files) and
 K training rows are sampled from its train split: a seeded shuffle (seed ``split_seed``) then the first K, over the
 whole pool (K in total, not per class, not stratified: how the LiST splits look, §2.2). The evaluation splits
-stay whole; ``fewshot.eval_shuffle=<seed>`` shuffles their rows first, so that ``data.max_eval_samples`` (the first n
-rows) is a random subset: LiST's Subj and MPQA test files are sorted by class, their first 1,000 rows all class 0. ``fewshot.k=null`` keeps every training row (your own few-shot file).
+stay whole; ``fewshot.eval_shuffle=<seed>`` shuffles their rows first, so that ``data.max_eval_samples`` (the
+first n rows) is a random subset: LiST's Subj and MPQA test files are sorted by class (their first rows are all
+class 0). ``fewshot.k=null`` keeps every training row (your own few-shot file).
 """
 
 from __future__ import annotations
