@@ -150,6 +150,7 @@ class TrainConfig:
     warmup_steps: int = MISSING
     adam_epsilon: float = MISSING
     decay_all: bool = MISSING
+    no_decay_rule: str = MISSING  # modules (every LayerNorm and bias, HF Trainer) or names (LiST's name match)
     group_by_length: bool = MISSING
     num_workers: int = MISSING
     compile: bool = MISSING
@@ -260,6 +261,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg.model.prompt_format, PROMPT_FORMATS, "model.prompt_format")
     _check_prompt(cfg)
     _choice(train.select, SELECT_CHOICES, "train.select")
+    _choice(train.no_decay_rule, ("modules", "names"), "train.no_decay_rule")
     _choice(train.mixed_precision, PRECISION_CHOICES, "train.mixed_precision")
     attention = cfg.model.attn_implementation
     if attention and "/" not in attention:

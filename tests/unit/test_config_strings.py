@@ -35,7 +35,11 @@ def _mismatches(written, composed, where: str) -> list[str]:
         keys = [k for k in written if k != "defaults" and k in composed]
         return [m for k in keys for m in _mismatches(written[k], composed[k], f"{where}.{k}".lstrip("."))]
     if isinstance(written, list) and isinstance(composed, list) and len(written) == len(composed):
-        return [m for i, (w, c) in enumerate(zip(written, composed)) for m in _mismatches(w, c, f"{where}[{i}]")]
+        return [
+            m
+            for i, (w, c) in enumerate(zip(written, composed, strict=True))
+            for m in _mismatches(w, c, f"{where}[{i}]")
+        ]
     if isinstance(composed, str) and isinstance(written, str) and composed != written:
         return [f"{where}: the YAML writes {written!r}, the config holds {composed!r}"]
     if where.split("[")[0] in PROMPT_WORD_KEYS and composed is not None and not isinstance(composed, str):

@@ -233,3 +233,40 @@ def test_eval_shuffle_makes_the_first_rows_a_random_subset(compose_run):
     shuffled = first("fewshot.eval_shuffle=0")
     assert len(shuffled) == 50 and set(shuffled["label"]) == {0, 1}
     assert shuffled["text"] == first("fewshot.eval_shuffle=0")["text"]  # seeded: the same rows every run
+
+
+def test_lists_houlsby_is_its_adapter_with_a_relu(compose_run):
+    """peft.adapter_form=list_relu (Table 6's Houlsby row): LiST's adapter_choice=houlsby, no biases, after both
+    sub-layers; the runner's GELU adapter with biases stays peft.adapter_form=expert_soup."""
+    from adamix_runner.adaptation import apply
+    from adamix_runner.adaptation.adapter import AdaptedModule
+    from adamix_runner.config import adaptation_spec
+
+    cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta", "peft=houlsby", "peft.adapter_form=list_relu")
+    model = prompt_pipeline.load_model(cfg, 2)
+    apply(model, adaptation_spec(cfg), 0)
+    adapted = {n: m for n, m in model.named_modules() if isinstance(m, AdaptedModule)}
+    assert len(adapted) == 2 * model.config.num_hidden_layers
+    layer = next(iter(adapted.values()))
+    assert layer.adapter.activation == "relu" and layer.adapter.down.bias is None and layer.adapter.up.bias is None
+    h = torch.randn(2, 3, model.config.hidden_size)
+    down, up = layer.adapter.down.weight[0], layer.adapter.up.weight[0]
+    torch.testing.assert_close(layer.adapter(h), h + torch.relu(h @ down.T) @ up.T)
+
+
+def test_lists_weight_decay_rule_decays_the_lm_heads_layer_norm(compose_run):
+    """train.no_decay_rule=names: LiST exempts names containing bias / LayerNorm.weight, so HF's lower-case
+    lm_head.layer_norm.weight decays (audit D-A5); the default exempts every LayerNorm."""
+    from adamix_runner.training.optim import build_optimizer
+
+    cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta")
+    model = prompt_pipeline.load_model(cfg, 2)
+    params = list(model.parameters())
+    norm = model.lm_head.layer_norm.weight
+
+    def decayed(rule: str) -> bool:
+        groups = build_optimizer(model, params, 1e-3, 0.1, no_decay_rule=rule).param_groups
+        return any(p is norm for g in groups if g["weight_decay"] > 0 for p in g["params"])
+
+    assert decayed("names") and not decayed("modules")
+    assert compose_run("task=fewshot_sst2").train.no_decay_rule == "modules"

@@ -33,6 +33,7 @@ from .targets import (
 from .unipelt import GatedAdaptedModule, GatedLoRALayer, GatedPrefixSelfAttention, gate_like
 
 SPEC_ATTR = "adamix_spec"
+LIST_FORMS = {"list": "linear", "list_relu": "relu"}  # LiST's adapter forms and their activation (no biases)
 PREFIX_ENCODER = "prefix_encoder"
 
 
@@ -41,7 +42,7 @@ def install(model: nn.Module, spec: AdaptationSpec, router: Router) -> None:
     method = spec.method
     if method in ("adamix", "adapter", "pfeiffer", "houlsby"):
         names = matching(model, ADAPTER_TARGETS, method)
-        if method == "houlsby" or spec.adapter_form == "list":
+        if method == "houlsby" or spec.adapter_form in LIST_FORMS:
             names = matching(model, ATTENTION_OUTPUT_TARGETS, method) + names
         for name in names:
             _replace(model, name, _adapted(model, model.get_submodule(name), spec, router))
@@ -97,8 +98,8 @@ def _adapted(
         dtype=ref.dtype,
         expert_init=spec.expert_init,
         up_init=spec.up_init,
-        activation="linear" if spec.adapter_form == "list" else spec.adapter_activation,
-        bias=spec.adapter_form != "list",
+        activation=LIST_FORMS.get(spec.adapter_form, spec.adapter_activation),
+        bias=spec.adapter_form not in LIST_FORMS,
     )
     if gated:
         return GatedAdaptedModule(base, adapter, gate_like(model.config.hidden_size, ref))

@@ -20,7 +20,9 @@ Methods (method reference §5, §7):
 
 ``adapter_form`` (adapter methods): ``expert_soup`` is the official AdaMix adapter (GELU, biases; after the FFN
 output, Houlsby also after the attention output); ``list`` is LiST's adapter (fewshot reference §2.5): linear
-(no activation), no biases, after both sub-layers' output projections, weights N(0, ``init_std``).
+(no activation), no biases, after both sub-layers' output projections, weights N(0, ``init_std``); ``list_relu``
+is LiST's ``adapter_choice=houlsby``: the same adapter with a ReLU between the projections (LiST
+src/model_adaptation.py L42-49, L61-66).
 
 The classification head trains with every method (with ``train_pooler``, the pooler it reads trains too).
 ``share`` names the projection shared by all experts:
@@ -39,7 +41,7 @@ METHODS = (
     "adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt", "head",
     "prompt_tuning",
 )  # fmt: skip
-ADAPTER_FORMS = ("expert_soup", "list")
+ADAPTER_FORMS = ("expert_soup", "list", "list_relu")
 MIXTURE_METHODS = ("adamix", "adamix_lora")  # the methods whose num_experts may exceed 1
 UNIPELT_COMPONENTS = ("adapter", "prefix", "lora")
 

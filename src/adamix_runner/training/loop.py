@@ -237,7 +237,13 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> Trained
     accelerator = setup.accelerator
     trainable = [param for _, param in setup.params]
     optimizer = build_optimizer(
-        model, trainable, train_cfg.lr, train_cfg.weight_decay, train_cfg.adam_epsilon, train_cfg.decay_all
+        model,
+        trainable,
+        train_cfg.lr,
+        train_cfg.weight_decay,
+        train_cfg.adam_epsilon,
+        train_cfg.decay_all,
+        train_cfg.get("no_decay_rule", "modules"),
     )
     if train_cfg.compile:
         model = compile_model(model)  # before DDP wraps it: DDP then syncs gradients of the compiled regions
