@@ -11,7 +11,7 @@ rule           file                                what it evaluates
 merge          evaluations/merge.json              the mean of the experts (what the run reported)
 random         evaluations/random-seed<k>.json     one random expert per sequence; k = 0..N-1, the eval generator
                                                    seeded with seed + 1 + k (k = 0 is what a run trained with
-                                                   peft.inference=random reports when it evaluates only at the end)
+                                                   peft.inference=random reports: each evaluation restarts it)
 fixed          evaluations/fixed-expert<i>.json    every input to expert i (--fixed-expert, default 0: the paper's
                                                    "first adaptation module")
 ensemble       evaluations/ensemble.json           the mean of the experts' outputs
