@@ -60,6 +60,7 @@ class FewShotConfig:
     split_seed: int | None = None
     data_dir: str | None = None
     eval_shuffle: int | None = None  # seed of a shuffle of the evaluation rows before data.max_eval_samples
+    train_seed: str = "run"  # run: seed trains its split (seed k -> split k + 1); split: the split id (LiST)
 
 
 @dataclass
@@ -384,6 +385,7 @@ def _check_prompt(cfg: DictConfig) -> None:
     k, split_seed = cfg.fewshot.k, cfg.fewshot.split_seed
     _require(k is None or k > 0, f"fewshot.k must be > 0 or null (every training row), got {k}.")
     _require(split_seed is None or split_seed >= 0, f"fewshot.split_seed must be >= 0 or null, got {split_seed}.")
+    _choice(cfg.fewshot.train_seed, ("run", "split"), "fewshot.train_seed")
 
 
 def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> AdaptationSpec:

@@ -27,6 +27,7 @@ from adamix_runner.config import adaptation_spec, check_resolvable, config_hash,
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
 from adamix_runner.tasks.fewshot import options as fewshot_options
+from adamix_runner.tasks.fewshot import training_seed
 from adamix_runner.tracking import build_tracker
 from adamix_runner.training.loop import LoopSetup, train
 from adamix_runner.training.signals import Interrupted
@@ -111,10 +112,10 @@ def build_model(cfg: DictConfig, num_labels: int, saved_folder: Path | None = No
     model_cfg = (
         OmegaConf.merge(cfg.model, {"path": str(saved_folder), "pretrained": True}) if full_model_saved else None
     )
-    set_seed(cfg.seed)  # a random-init backbone and the adapters' init depend on the seed alone
+    set_seed(training_seed(cfg))  # a random-init backbone and the adapters' init depend on the seed alone
     model = for_kind(tasks.kind(cfg.task)).load_model(cfg, num_labels, model_cfg=model_cfg)
     try:
-        router = apply(model, spec, cfg.seed)
+        router = apply(model, spec, training_seed(cfg))
     except ValueError as error:  # a method this architecture lacks (a model.path whose type the YAML does not name)
         raise UserError(f"peft={spec.method} cannot be applied to model={cfg.model.name}: {error}") from error
     if saved is not None and not full_model_saved:
@@ -172,7 +173,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     accelerator = _accelerator(cfg)
     model.to(accelerator.device)
     prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
-    set_seed(cfg.seed)  # tokenizing afresh draws random numbers that a cached run does not: start training equal
+    set_seed(training_seed(cfg))  # tokenizing afresh draws random numbers that a cached run does not: start equal
     setup = LoopSetup(
         accelerator=accelerator,
         train_loader=prepared.train_loader,

@@ -270,3 +270,18 @@ def test_lists_weight_decay_rule_decays_the_lm_heads_layer_norm(compose_run):
 
     assert decayed("names") and not decayed("modules")
     assert compose_run("task=fewshot_sst2").train.no_decay_rule == "modules"
+
+
+def test_lists_seed_rule_trains_split_k_with_seed_k(compose_run):
+    """fewshot.train_seed=split (Table 6): the table's seed 0 reads split 1 and trains it with seed 1, as LiST's
+    run.sh does; the default trains it with seed 0. The adapter's initialisation shows which seed ran."""
+    from adamix_runner.run import build_model
+    from adamix_runner.tasks.fewshot import training_seed
+
+    def init(*extra):
+        cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta", "peft=list_adapter", *extra)
+        return training_seed(cfg), next(p for n, p in build_model(cfg, 2)[0].named_parameters() if "adapter" in n)
+
+    (list_seed, list_init), (run_seed, run_init) = init("fewshot.train_seed=split"), init()
+    assert (list_seed, run_seed) == (1, 0)
+    assert torch.equal(list_init, init("seed=1")[1]) and not torch.equal(list_init, run_init)

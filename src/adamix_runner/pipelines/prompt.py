@@ -24,6 +24,7 @@ from adamix_runner.pipelines import Prepared
 from adamix_runner.pipelines.classification import class_logit_objective
 from adamix_runner.tasks.encode_lm import special_ids
 from adamix_runner.tasks.encode_prompt import PromptCollator, PromptEncoder, Rendering, encode_prompts, label_word_ids
+from adamix_runner.tasks.fewshot import training_seed
 from adamix_runner.training.batching import make_train_loader
 
 
@@ -70,8 +71,8 @@ def prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared:
     pad = collator(tokenizer, model)
     train = cfg.train
     train_loader = make_train_loader(
-        encoded["train"], train.batch_size, pad, train.group_by_length, train.num_workers, seed=cfg.seed
+        encoded["train"], train.batch_size, pad, train.group_by_length, train.num_workers, seed=training_seed(cfg)
     )
-    own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(cfg.seed)}
+    own = {"collate_fn": pad, "generator": torch.Generator().manual_seed(training_seed(cfg))}
     evals = {s: DataLoader(encoded[s], train.eval_batch_size, **own) for s in task.eval_splits}
     return class_logit_objective(cfg, task, model, accelerator, train_loader, evals)

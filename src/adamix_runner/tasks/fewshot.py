@@ -86,6 +86,17 @@ def options(fewshot_cfg, seed: int) -> FewShot:
     return FewShot(fewshot_cfg.k, int(split_seed), fewshot_cfg.data_dir, fewshot_cfg.get("eval_shuffle"))
 
 
+TRAIN_SEEDS = ("run", "split")
+
+
+def training_seed(cfg) -> int:
+    """The seed that initialises and shuffles a run: ``seed``, or with ``fewshot.train_seed=split`` on a prompt task
+    the split's own id, as LiST trains split k with seed k (its run.sh L111, L139; fidelity audit D-A6)."""
+    if cfg.task.prompt.template is not None and cfg.fewshot.get("train_seed", "run") == "split":
+        return options(cfg.fewshot, cfg.seed).split_seed
+    return cfg.seed
+
+
 def load(task_cfg, data_cfg, fewshot: FewShot) -> TaskData:
     prompt = task_cfg.prompt
     names = list(prompt.label_names) if prompt.label_names else None
