@@ -35,14 +35,18 @@ def _plan(compose_run, *overrides):
 
 def test_list_adapter_counts_on_roberta_large(compose_run):
     """LiST adapter: 2 x (1024 x 128 + 128 x 1024) x 24 = 12,582,912, plus the LM head 1,101,913 (dense, LayerNorm,
-    vocabulary bias; the tied decoder weight is not counted)."""
+    vocabulary bias; the tied decoder weight is not counted) and the label words' own rows, 2 x 1024 (LiST's
+    count_params counts its untied decoder as #labels x hidden). A dry run needs no tokenizer (meta shapes)."""
+    head_size = 1_101_913 + 2 * 1024
     params = _plan(compose_run, "task=fewshot_sst2", "peft=list_adapter")["params"]
-    assert params == {"trainable": 12_582_912 + 1_101_913, "inference": 12_582_912, "backbone": 354_310_144}
+    assert params == {"trainable": 12_582_912 + head_size, "inference": 12_582_912, "backbone": 354_310_144}
     head = _plan(compose_run, "task=fewshot_sst2", "peft=head")["params"]
-    assert (head["trainable"], head["inference"]) == (1_101_913, 0)
+    assert (head["trainable"], head["inference"]) == (head_size, 0)
+    tied = _plan(compose_run, "task=fewshot_sst2", "peft=head", "task.prompt.label_rows=tied")["params"]
+    assert tied["trainable"] == 1_101_913
     adamix = _plan(compose_run, "task=fewshot_sst2", "peft=adamix_list")["params"]
     # 4 down-projections and one shared up-projection per site; one merged LiST adapter at inference
-    assert (adamix["trainable"], adamix["inference"]) == (4 * 6_291_456 + 6_291_456 + 1_101_913, 12_582_912)
+    assert (adamix["trainable"], adamix["inference"]) == (4 * 6_291_456 + 6_291_456 + head_size, 12_582_912)
 
 
 @pytest.mark.parametrize("model", ["tiny-roberta", pytest.param("tiny-gpt2", marks=pytest.mark.slow)])

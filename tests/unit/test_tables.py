@@ -139,7 +139,7 @@ def test_rows_not_run_stay_out_of_the_grid_and_table2_runs_every_row():
 
 
 def test_bad_requests_get_one_line_errors():
-    with pytest.raises(UserError, match=r"no table 'table42'.*declared tables: demo, figure5"):
+    with pytest.raises(UserError, match=r"no table 'table42'.*declared tables: demo, fewshot_study, figure5"):
         declaration.load("table42")
     with pytest.raises(UserError, match="SEEDS must be at least 1"):
         declaration.seeds(declaration.load("table1"), 0)

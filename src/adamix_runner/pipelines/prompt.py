@@ -32,7 +32,9 @@ def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
     """The prompt model with its label words set (and, LiST's way, their own output rows: models_prompt.py)."""
     model = load_prompt_model(model_cfg or cfg.model, on_meta=on_meta)
     untied = cfg.task.prompt.label_rows == "untied" and cfg.peft.method != "full"
-    model.set_label_words(label_word_ids(load_tokenizer(cfg), list(cfg.task.prompt.label_words)), untied=untied)
+    words = list(cfg.task.prompt.label_words)
+    ids = list(range(len(words))) if on_meta else label_word_ids(load_tokenizer(cfg), words)  # meta: shapes only
+    model.set_label_words(ids, untied=untied)
     return model
 
 
