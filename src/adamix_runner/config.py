@@ -134,6 +134,7 @@ class TrainConfig:
     select: str = MISSING
     log_every_steps: int = MISSING
     mixed_precision: str = MISSING
+    allow_tf32: bool = MISSING
     cpu: bool = MISSING
     checkpoint_every_steps: int = MISSING
     checkpoint_every_minutes: float = MISSING
@@ -258,6 +259,11 @@ def validate(cfg: DictConfig) -> None:
     attention = cfg.model.attn_implementation
     if attention and "/" not in attention:
         _choice(attention, ATTENTION_CHOICES, "model.attn_implementation")
+    _require(
+        not (attention or "").startswith("flash_attention") or train.mixed_precision != "no",
+        f"model.attn_implementation={attention} takes fp16 or bf16 inputs only; set train.mixed_precision=bf16 "
+        "(or fp16), or model.attn_implementation=sdpa for fp32.",
+    )
     _require(train.num_workers >= 0, f"train.num_workers must be >= 0, got {train.num_workers}.")
     for key in ("eval_every_steps", "checkpoint_every_steps", "max_grad_norm", "weight_decay"):
         _require(train[key] >= 0, f"train.{key} must be >= 0 (0 turns it off), got {train[key]}.")
