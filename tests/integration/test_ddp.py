@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 ROUTING_LOG = "ADAMIX_TEST_ROUTING_LOG"
 NAN_ON_RANK = "ADAMIX_TEST_NAN_ON_RANK"  # this rank's second training batch gets a NaN loss
 SIGTERM_AT = "ADAMIX_TEST_SIGTERM_AT"  # rank 1 gets SIGTERM during this micro-batch, rank 0 one second later
+DIVERGE = "ADAMIX_TEST_DIVERGE"  # each rank draws differently many random numbers per batch, as uneven padding does
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 COMMON = [
     "task=mrpc",
@@ -52,6 +53,8 @@ def _probe() -> None:
         return picked
 
     Router.draw = recording
+    if DIVERGE in os.environ:
+        _diverge(int(os.environ["RANK"]))
     if SIGTERM_AT in os.environ:
         _signal_skewed(int(os.environ[SIGTERM_AT]), int(os.environ["RANK"]))
     if NAN_ON_RANK in os.environ and os.environ["RANK"] == os.environ[NAN_ON_RANK]:
@@ -70,6 +73,20 @@ def _probe() -> None:
     finally:
         rank = os.environ.get("RANK", "0")
         Path(os.environ[ROUTING_LOG], f"rank{rank}.json").write_text(json.dumps(draws))
+
+
+def _diverge(rank: int) -> None:
+    """The fixture's rows have one length, so both ranks would draw the same dropout randomness; with real data,
+    dynamic padding gives each rank its own lengths and its generator its own state. Emulate that."""
+    from adamix_runner.training import loop
+
+    original = loop._step
+
+    def step(*args, **kwargs):
+        torch.rand(3 * rank)
+        return original(*args, **kwargs)
+
+    loop._step = step
 
 
 def _signal_skewed(number: int, rank: int) -> None:
@@ -192,15 +209,16 @@ def test_a_signal_on_one_rank_stops_every_rank_at_one_step_and_resumes_exactly_w
     `interrupted`, and the resumed run equals an uninterrupted one with dropout on (each rank's RNG restored)."""
     batch = f"train.batch_size={PER_RANK_BATCH}"
     reference, stopped = tmp_path / "reference", tmp_path / "stopped"
-    _launch(TORCHRUN, reference, tmp_path, batch, common=DROPOUT_ON)
-    done = _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON, env={SIGTERM_AT: "3"}, rc=1)
+    diverge = {DIVERGE: "1"}
+    _launch(TORCHRUN, reference, tmp_path, batch, common=DROPOUT_ON, env=diverge)
+    done = _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON, env={**diverge, SIGTERM_AT: "3"}, rc=1)
     assert done.stderr.count("interrupted: SIGTERM at step 3; checkpoint ") == PROCESSES, done.stderr[-3000:]
     folder = _run_folder(stopped)
     record = json.loads((folder / "results.json").read_text())
     assert (record["status"], record["step"]) == ("interrupted", 3)
     assert [path.name for path in (folder / "checkpoint").iterdir()] == ["step-00000003"]
 
-    _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON)
+    _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON, env=diverge)
     resumed = json.loads((folder / "results.json").read_text())
     assert (resumed["status"], resumed["resumed_from"]["step"]) == ("completed", 3)
     assert resumed["runtime"] == {"mixed_precision": "no", "allow_tf32": False, "device": "cpu", "world_size": 2}
