@@ -218,7 +218,8 @@ def _restore(setup: LoopSetup, optimizer, scheduler):
         _same_on_every_rank(0, accelerator.num_processes, accelerator, setup.checkpoint_dir)
         return LoopState(), {}, None
     progress = dict(saved.progress)
-    _same_on_every_rank(progress["global_step"], progress.pop("world_size", 1), accelerator, folder)
+    written_by = progress.pop("world_size", accelerator.num_processes)  # not recorded before per-rank states
+    _same_on_every_rank(progress["global_step"], written_by, accelerator, folder)
     current = dict(setup.params)
     _check_fits(saved, current, folder)
     with torch.no_grad():

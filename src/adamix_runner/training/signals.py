@@ -65,6 +65,8 @@ class StopSignals:
         if self.received is not None:
             os._exit(128 + signum)
         self.received = signum
+        name = signal.Signals(signum).name
+        os.write(2, f"{name}: stopping at the next optimizer step with a checkpoint; again to exit now\n".encode())
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
