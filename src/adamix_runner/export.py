@@ -104,7 +104,7 @@ def peft_lora_config(model: nn.Module, base_model_name_or_path: str | None = Non
         lora_alpha=first.alpha * groups,  # alpha'/r' == alpha/r
         lora_dropout=spec.lora_dropout if spec is not None else 0.0,
         target_modules=list(layers),
-        fan_in_fan_out=first.slices is not None,  # GPT-2 Conv1D stores [in, out]
+        fan_in_fan_out=type(first.base).__name__ == "Conv1D",  # GPT-2 Conv1D stores [in, out]
         bias="none",
         modules_to_save=heads or None,
         task_type="SEQ_CLS" if heads else None,
