@@ -29,7 +29,7 @@ from adamix_runner.hf import AdaMixTrainer
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONF = Path(__file__).resolve().parents[1] / "conf"
-# Fixed before the runs (our choice, sized to a few minutes on 2 CPU cores): both methods share it.
+# Fixed before the runs (our choice, sized for a small CPU; README gives the measured time); both methods share it.
 RECIPE = {
     "train_sentences": 96,
     "eval_sentences": 100,

@@ -193,6 +193,10 @@ def test_the_end_of_training_merges_and_writes_three_loadable_folders(tmp_path):
     trainer.train()
     batch = {"input_ids": torch.tensor(_dataset(2)["input_ids"])}
     merged = trainer.model.eval()(**batch).logits
+    rows = _dataset(8)
+    logits = trainer.model(input_ids=torch.tensor(rows["input_ids"])).logits
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(rows["labels"])).item()
+    assert trainer.evaluate(rows)["eval_loss"] == pytest.approx(expected, rel=1e-5)  # one view, the task loss
     assert parameter_count(trainer.model) < parameter_count(_tiny_bert())
 
     peft = PeftModel.from_pretrained(_backbone(), str(tmp_path / "peft_lora")).eval()
