@@ -130,7 +130,13 @@ def export_peft_lora(
     ours: dict[str, torch.Tensor] = {}
     for path, layer in layers.items():
         ours[f"{path}.lora_A.weight"], ours[f"{path}.lora_B.weight"] = layer.merged_factors()  # PEFT's layout
-    ours.update(head_state_dict(model))
+    return write_peft_folder(model, config, ours, folder)
+
+
+def write_peft_folder(model: nn.Module, config: LoraConfig, ours: dict[str, torch.Tensor], folder: Path) -> Path:
+    """Save ``ours`` (LoRA tensors by module path) and the head under the tensor names PEFT itself gives ``config``
+    on a skeleton of ``model`` on the meta device, with ``config``; every tensor must find its name."""
+    ours = {**ours, **head_state_dict(model)}
     with torch.device("meta"):
         skeleton = type(model)(copy.deepcopy(model.config))
     probe = copy.deepcopy(config)

@@ -13,6 +13,7 @@ from adamix_runner import AdaMixConfig, add_adamix
 from adamix_runner.adaptation import LoRALayer
 from adamix_runner.hf.peft_layer import (
     AdaMixLoraLinear,
+    export_peft_unmerged,
     register_adamix_lora,
     router_of_peft,
     settings_from_folder,
@@ -114,3 +115,33 @@ def test_a_plain_lora_folder_is_not_read_as_experts(tmp_path):
     get_peft_model(copy.deepcopy(base()), lora_config()).save_pretrained(str(tmp_path))
     with pytest.raises(ValueError, match="plain LoRA"):
         settings_from_folder(tmp_path)
+
+
+def test_an_add_adamix_model_exports_its_experts_into_the_peft_layer(tmp_path):
+    ours = add_adamix(base(), AdaMixConfig(num_experts=4, share="none"))
+    with torch.no_grad():
+        for name, param in ours.named_parameters():
+            if "lora_" in name:
+                param.add_(0.3 * torch.randn_like(param))
+    ours.train()
+    from adamix_runner.api import two_view_forward
+
+    train_views = two_view_forward(ours, {"input_ids": IDS}).logits
+    expected = ours.eval()(input_ids=IDS).logits
+    export_peft_unmerged(ours, tmp_path)
+    settings = settings_from_folder(tmp_path)
+    assert settings == {"num_experts": 4, "share": "none", "seed": 0}
+    config = register_adamix_lora(LoraConfig.from_pretrained(str(tmp_path)), **settings)
+    loaded = PeftModel.from_pretrained(base(), str(tmp_path), config=config).eval()
+    assert torch.allclose(loaded(input_ids=IDS).logits, expected, atol=1e-6)
+    loaded.train()  # a fresh router with the same seed draws what the runner's first draws were
+    with router_of_peft(loaded).views(2):
+        assert torch.allclose(loaded(input_ids=torch.cat([IDS, IDS])).logits, train_views, atol=1e-5)
+
+
+def test_gpt2_fused_attention_is_refused_by_the_unmerged_export(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = add_adamix(GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2)), AdaMixConfig())
+    with pytest.raises(ValueError, match=r"needs nn\.Linear targets"):
+        export_peft_unmerged(gpt2, tmp_path)

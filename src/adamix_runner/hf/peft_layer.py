@@ -27,6 +27,7 @@ from torch import nn
 
 from adamix_runner.adaptation import ExpertLinear, Router
 from adamix_runner.adaptation.adapter import SHARE_MODES
+from adamix_runner.export import lora_layers, peft_lora_config, write_peft_folder
 
 SETTINGS_ATTR = "_adamix_settings"
 ROUTER_ATTR = "_adamix_router"
@@ -81,6 +82,28 @@ def settings_from_folder(folder: str | Path, seed: int = 0) -> dict:
     experts = max(num_a, num_b)
     share = "none" if num_a == num_b and experts > 1 else ("up" if num_b == 1 else "down")
     return {"num_experts": experts, "share": share, "seed": seed}
+
+
+def export_peft_unmerged(model: nn.Module, folder: str | Path, seed: int = 0) -> Path:
+    """Write the unmerged experts of a model adapted with ``add_adamix`` (LoRA) as a PEFT folder of
+    :class:`AdaMixLoraLinear` layers: load it with ``register_adamix_lora(..., **settings_from_folder(folder))``.
+
+    ``nn.Linear`` targets only; GPT-2's fused ``c_attn`` exports merged (``export.export_peft_lora``)."""
+    layers = lora_layers(model)
+    fused = [
+        path for path, layer in layers.items() if layer.slices is not None or not isinstance(layer.base, nn.Linear)
+    ]
+    if fused:
+        raise ValueError(f"the unmerged PEFT export needs nn.Linear targets; {fused[:2]} are not: export it merged")
+    first = next(iter(layers.values()))
+    num_a, num_b = first.lora_A.num_experts, first.lora_B.num_experts
+    share = "none" if num_a == num_b and num_a > 1 else ("up" if num_b == 1 else "down")
+    name = getattr(getattr(model, "config", None), "_name_or_path", None) or None
+    config = register_adamix_lora(peft_lora_config(model, name), max(num_a, num_b), share, seed)
+    ours = {}
+    for path, layer in layers.items():
+        ours[f"{path}.lora_A.weight"], ours[f"{path}.lora_B.weight"] = layer.lora_A.weight, layer.lora_B.weight
+    return write_peft_folder(model, config, ours, Path(folder))
 
 
 class AdaMixLoraLinear(PeftLoraLinear):
