@@ -42,9 +42,6 @@ class AdaMixTrainerMixin:
 
     def __init__(self, *args, adamix_config: api.AdaMixConfig | None = None, merge_at_end: bool = True, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
-        if adamix_config is not None:
-            api.add_adamix(model, adamix_config)
-        self.adamix_config = api.config_of(model)  # fails with what to do when the model has no AdaMix
         training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
         if getattr(training_args, "gradient_checkpointing", False):
             raise ValueError(
@@ -52,6 +49,9 @@ class AdaMixTrainerMixin:
                 "generator, so a checkpointed layer's recomputation would draw other experts than its forward did "
                 "(TRL's SFTConfig turns it on by default)"
             )
+        if adamix_config is not None:
+            api.add_adamix(model, adamix_config)
+        self.adamix_config = api.config_of(model)  # fails with what to do when the model has no AdaMix
         self.merge_at_end = merge_at_end
         super().__init__(*args, **kwargs)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides it by the accumulation steps
