@@ -236,3 +236,16 @@ def test_a_model_without_adamix_is_named():
 
     with pytest.raises(ValueError, match="call add_adamix"):
         config_of(copy.deepcopy(tiny("bert")[0]))
+
+
+@pytest.mark.parametrize("model_type", ["mistral", "gemma", "gemma2", "qwen3"])
+def test_other_llama_style_families_take_the_llama_presets(model_type):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(model_type, vocab_size=64, hidden_size=16, intermediate_size=32, head_dim=8,
+                                  num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=1)  # fmt: skip
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    add_adamix(model, AdaMixConfig(targets="all_linear"))
+    adapted = [n for n, m in model.named_modules() if type(m).__name__ == "LoRALayer"]
+    assert len(adapted) == LAYERS * 7  # q, k, v, o, gate, up, down
