@@ -233,3 +233,29 @@ def test_inference_rows_are_source_row_and_rule():
 def test_the_declared_tables_compare_with_the_single_adapter_or_adamix(table_id, pairs):
     decl = OmegaConf.to_container(tables_declaration.load(table_id), resolve=True)
     assert pairs <= set(declaration.baseline_pairs(decl, declaration.row_ids(decl)))
+
+
+def test_inference_rules_are_compared_paired_on_the_same_runs(tmp_path, monkeypatch):
+    """The rules of an inference table evaluate the same runs: each seed pairs its rule with its merge."""
+    source = {**TABLE, "tasks": ["rte"], "columns": {"rte": {"label": "RTE"}}, "baseline": None, "average": None}
+    rules = {
+        "id": "toy_rules",
+        "kind": "inference",
+        "from": "toy_base",
+        "rows_from": ["adamix"],
+        "rules": ["merge", "ensemble"],
+        "baseline": [["adamix:ensemble", "adamix:merge"]],
+    }
+    monkeypatch.setattr(declaration, "load", lambda name, folder=None: rules if name == "toy_rules" else source)
+    merged, ensemble = [0.66, 0.665, 0.66, 0.673], [0.67, 0.668, 0.665, 0.68]
+    for seed, value in enumerate(merged):
+        write_run(tmp_path, "adamix", "rte", seed, value, 400)
+        folder = tmp_path / "runs" / "rte" / "adamix" / f"seed{seed}" / "evaluations"
+        folder.mkdir()
+        for rule, found in (("merge", value), ("ensemble", ensemble[seed])):
+            (folder / f"{rule}.json").write_text(json.dumps({"rule": rule, "metrics": {"validation/accuracy": found}}))
+    table = grid.build(rules, scan(tmp_path))
+    [comparison] = baseline.compare(table, baseline.table_pairs(rules))
+    ours = comparison.cells["rte"]
+    low, high = scipy_interval(scipy.stats.ttest_rel([v * 100 for v in ensemble], [v * 100 for v in merged]))
+    assert ours.test == "paired" and (ours.low, ours.high) == pytest.approx((low, high))
