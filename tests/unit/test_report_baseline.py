@@ -259,3 +259,12 @@ def test_inference_rules_are_compared_paired_on_the_same_runs(tmp_path, monkeypa
     ours = comparison.cells["rte"]
     low, high = scipy_interval(scipy.stats.ttest_rel([v * 100 for v in ensemble], [v * 100 for v in merged]))
     assert ours.test == "paired" and (ours.low, ours.high) == pytest.approx((low, high))
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "help"])
+def test_help_prints_the_usage_and_writes_nothing(flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.main([flag])  # returns: exit code 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("`adamix-report`: run folders") and "differences.csv" in usage
+    assert list(tmp_path.iterdir()) == []
