@@ -45,7 +45,9 @@ def row_tokens(cfg: DictConfig, decl: DictConfig, task: str) -> RowTokens:
         if lengths:
             width = _width(lengths, cfg.train.batch_size, cfg.train.group_by_length)
             eval_width = _width(lengths, cfg.train.eval_batch_size, False)
-            return RowTokens(width, eval_width, "measured", f"measured on the local training split ({len(lengths)} rows)")
+            return RowTokens(
+                width, eval_width, "measured", f"measured on the local training split ({len(lengths)} rows)"
+            )
     stated = (decl.get("token_length") or {}).get(task)
     if stated is not None:
         return RowTokens(float(stated.value), float(stated.value), "stated", f"stated: {stated.source}")
@@ -57,7 +59,9 @@ def _width(lengths: list[int], batch: int, grouped: bool) -> float:
 
 
 def _key(cfg: DictConfig) -> str:
-    return json.dumps({k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "data", "model")}, sort_keys=True)
+    return json.dumps(
+        {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "data", "model")}, sort_keys=True
+    )
 
 
 @cache

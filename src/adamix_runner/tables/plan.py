@@ -106,6 +106,7 @@ class TablePlan:
     def longest_first(self) -> list[int]:
         """The cells' indices (declaration order), the longest run first: the order the sweeper submits them in,
         so that the longest jobs of an array do not start in its last wave."""
+
         def seconds(index: int) -> float:
             cell = self.cells[index]
             return (cell.run_flops() or 0.0) / cell.rate.flops_per_s
@@ -181,7 +182,9 @@ def _compose(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def _cell_plan(decl, cell: Cell, seed_list: list[int], extra: list[str], device: str, bench_dir: Path) -> tuple[CellPlan, DictConfig]:
+def _cell_plan(
+    decl, cell: Cell, seed_list: list[int], extra: list[str], device: str, bench_dir: Path
+) -> tuple[CellPlan, DictConfig]:
     from adamix_runner.config import run_dir
 
     cfg = _compose([*cell.overrides, f"seed={seed_list[0]}", *extra])

@@ -8,9 +8,10 @@ fine-tuning, the fused two-view AdaMix step, or the single adapter for every oth
 Otherwise a stated default per device kind and precision:
 - gpu: an A100 SXM's dense peak at 40% model FLOPs utilisation: bf16/fp16 312 TFLOP/s -> 125, TF32 156 -> 62,
   fp32 (TF32 off, PyTorch's default) 19.5 -> 7.8;
-- cpu: 94 GFLOP/s, measured on this project's 2-core machine: a MiniLM batch of 32 polarity sentences trains
-  one adapter in ~1.15 s and holds 1,697 tokens with dynamic padding (docs/PERFORMANCE.md), 1,476 tokens/s x 6 x
-  10.6M non-embedding parameters (any precision).
+- cpu: 65.5 GFLOP/s, measured on this project's 2-core machine: a MiniLM batch of 32 polarity sentences trains
+  one adapter in ~1.15 s and holds 1,697 tokens with dynamic padding (docs/PERFORMANCE.md), 1,476 tokens/s x
+  44.4 MFLOP per token (cost.py: 4 x 10.6M frozen + 6 x 74k trained weights + attention at 53 tokens); any
+  precision.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 GPU_PEAKS = {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12}  # A100 SXM dense, data sheet
 GPU_MFU = 0.4
-CPU_FLOPS = 94e9
+CPU_FLOPS = 1476 * 44_375_040  # 65.5 GFLOP/s, see the module docstring
 BENCH_DEVICE = {"gpu": "cuda", "cpu": "cpu"}
 VARIANTS = {"full": "full fine-tuning", "two views": "AdaMix, fused 2B consistency", "other": "single adapter"}
 
@@ -80,7 +81,9 @@ def rate(cfg: DictConfig, device: str, views: int, bench_dir: Path) -> Rate:
         shape = f"batch {options.get('batch')} x {options.get('seq_len')}"
         return Rate(tflops * 1e12, f"measured {tflops:.1f} TFLOP/s: {path} ({name}, {shape})")
     if device == "cpu":
-        return Rate(CPU_FLOPS, "default 94 GFLOP/s: measured on the project's 2-core CPU (MiniLM adapter training)")
+        return Rate(CPU_FLOPS, "default 65.5 GFLOP/s: measured on the project's 2-core CPU (MiniLM adapter training)")
     peak = GPU_PEAKS[run_precision]
     effective = peak * GPU_MFU
-    return Rate(effective, f"default {effective / 1e12:.1f} TFLOP/s: A100 {run_precision} peak {peak / 1e12:g} at 40% MFU")
+    return Rate(
+        effective, f"default {effective / 1e12:.1f} TFLOP/s: A100 {run_precision} peak {peak / 1e12:g} at 40% MFU"
+    )
