@@ -16,6 +16,10 @@ from adamix_runner.tables import cli, launch
 from adamix_runner.tables.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[2]
+# `make table3 PROFILE=smoke SEEDS=1 LAUNCHER=submitit_local ARGS="hydra.launcher.timeout_min=30"` (README "Running a
+# table on a SLURM cluster"; tests/unit/test_readme_slurm.py checks that the README says exactly this)
+SUBMITIT_LOCAL_SMOKE = ["table3", "--profile", "smoke", "--seeds", "1", "--launcher", "submitit_local"]
+SUBMITIT_LOCAL_SMOKE += ["hydra.launcher.timeout_min=30"]
 SLURM_KEYS = ["hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=480", "hydra.launcher.account=lab"]
 
 
@@ -61,8 +65,7 @@ def test_a_smoke_table_through_the_real_submitit_local_launcher(tmp_path):
     """Table 3's smoke profile (3 cells, one seed) as `make table3 LAUNCHER=submitit_local ARGS=...` runs it:
     ~6 min on the shared 2 cores (three job processes, beam search, the report)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "adamix_runner.tables", "table3", "--profile", "smoke", "--seeds", "1"]
-    command += ["--launcher", "submitit_local", "hydra.launcher.timeout_min=30", f"output_root={tmp_path}"]
+    command = [sys.executable, "-m", "adamix_runner.tables", *SUBMITIT_LOCAL_SMOKE, f"output_root={tmp_path}"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "hydra/launcher=submitit_local" in done.stdout and "hydra.sweeper.order=[" in done.stdout
