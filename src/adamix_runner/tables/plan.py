@@ -46,10 +46,6 @@ class CellPlan:
     def left(self) -> list[int]:
         return [seed for seed, status in self.status.items() if status != "completed"]
 
-    @property
-    def tokens_per_sample(self) -> float:
-        return self.tokens.train
-
     def train_flops(self) -> float | None:
         """One run's training FLOPs."""
         if self.samples is None:
