@@ -5,8 +5,9 @@ every matmul (2 more per weight) but weight gradients only for trained weights (
 token, a trained one 6 (6N for full fine-tuning, ~4N for a method on a frozen backbone). A mixture counts one
 expert, the one a view runs through. Attention's two sequence-by-sequence products add 4 x keys x hidden per token
 and layer forward, x3 with backward; a prefix adds its length to the keys. Embedding lookups are not matmuls; the
-classification head and pooler read one token per row and the prefix encoder runs once per step, so they are not
-counted per token. The weights come from the cell's model built on the meta device (shapes only, no download).
+classification head, the pooler and a prompt model's LM head read one token per row and the prefix encoder runs once
+per step, so they are not counted per token. The weights come from the cell's model built on the meta device
+(shapes only, no download).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Weights:
         return 2.0 * (self.frozen + self.trained) + 4.0 * keys * self.hidden * self.layers
 
 
-def matmul_weights(model) -> tuple[int, int]:
-    """(frozen, trained) weights a token multiplies with: every Linear / Conv1D / mixture outside the per-row
+def matmul_weights(model, per_row: tuple[str, ...] = PER_ROW_MODULES) -> tuple[int, int]:
+    """(frozen, trained) weights a token multiplies with: every Linear / Conv1D / mixture outside the `per_row`
     modules, one expert per mixture."""
     from torch import nn
     from transformers.pytorch_utils import Conv1D
@@ -50,7 +51,7 @@ def matmul_weights(model) -> tuple[int, int]:
 
     frozen = trained = 0
     for name, module in model.named_modules():
-        if any(part in PER_ROW_MODULES for part in name.split(".")):
+        if any(part in per_row for part in name.split(".")):
             continue
         if isinstance(module, ExpertLinear):
             weight, count = module.weight, module.weight[0].numel()
@@ -93,9 +94,11 @@ def _weights(key: str) -> Weights:
         full = cfg.peft.method == "full"
         return Weights(0 if full else frozen, frozen if full else 0, layers, hidden, "analytic")
     cfg.model.pretrained = False
-    model = for_kind(tasks.kind(cfg.task)).load_model(cfg, tasks.num_labels(cfg.task), on_meta=True)
+    kind = tasks.kind(cfg.task)
+    model = for_kind(kind).load_model(cfg, tasks.num_labels(cfg.task), on_meta=True)
     apply(model, adaptation_spec(cfg), 0)
-    frozen, trained = matmul_weights(model)
+    prompt_head = (model._head,) if kind == "prompt" else ()  # a prompt model reads its LM head at the mask only
+    frozen, trained = matmul_weights(model, PER_ROW_MODULES + prompt_head)
     return Weights(frozen, trained, layers, hidden, "model")
 
 
