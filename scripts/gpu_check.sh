@@ -47,7 +47,7 @@ step() {
     shift 2
     started=$(date +%s)
     echo "=== $name: $*" >>"$OUT/check.log"
-    timeout "$limit" "$@" >>"$OUT/check.log" 2>&1
+    timeout --kill-after=30 "$limit" "$@" >>"$OUT/check.log" 2>&1  # a run stops at its next step on TERM
     code=$?
     printf '%s\t%s\t%s\n' "$name" "$code" "$(($(date +%s) - started))" | tee -a "$OUT/summary.tsv"
     [ "$code" -eq 0 ] || FAILED=$((FAILED + 1))

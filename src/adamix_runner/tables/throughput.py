@@ -79,7 +79,8 @@ def rate(cfg: DictConfig, device: str, views: int, bench_dir: Path) -> Rate:
         tflops = bench["train"]["model_tflops"][name]
         options = bench.get("options", {})
         shape = f"batch {options.get('batch')} x {options.get('seq_len')}"
-        return Rate(tflops * 1e12, f"measured {tflops:.1f} TFLOP/s: {path} ({name}, {shape})")
+        shown = f"{tflops:.1f} TFLOP/s" if tflops >= 1 else f"{tflops * 1e3:.3g} GFLOP/s"
+        return Rate(tflops * 1e12, f"measured {shown}: {path} ({name}, {shape})")
     if device == "cpu":
         return Rate(CPU_FLOPS, "default 65.5 GFLOP/s: measured on the project's 2-core CPU (MiniLM adapter training)")
     peak = GPU_PEAKS[run_precision]
