@@ -153,7 +153,7 @@ def markdown(sheets: list[Sheet]) -> str:
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-               "−": "-", "–": "--", "†": r"$^\dagger$", "◇": r"$^\diamond$"}  # fmt: skip
+               "−": "-", "–": "--", "†": r"$^\dagger$", "◇": r"$^\diamond$", "‡": r"$^\ddagger$"}  # fmt: skip
 
 
 def tex_escape(text: str) -> str:
@@ -186,9 +186,14 @@ def write(out: Path, name: str, sheets: list[Sheet], rows: list[dict[str, Any]])
     paths = [out / f"{name}.md", out / f"{name}.tex", out / f"{name}.csv"]
     paths[0].write_text(markdown(sheets), encoding="utf-8")
     paths[1].write_text(latex(sheets), encoding="utf-8")
-    with paths[2].open("w", newline="", encoding="utf-8") as handle:
+    write_csv(paths[2], rows)
+    return paths
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         fields = list(rows[0]) if rows else ["table"]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    return paths
+    return path

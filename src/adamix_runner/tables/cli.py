@@ -61,9 +61,14 @@ def render(plan: TablePlan) -> str:
         if "not_run" in row:
             lines.append(f"  {row.id:<26} not run: {row.not_run}")
     left = plan.runs() - plan.completed()
+    unknown = sum(len(c.left()) for c in plan.cells if c.hours() is None)
+    estimate = f"estimate {plan.hours():.1f} {unit} for the rest"
+    if unknown:
+        known = f"{estimate}, not counting the {unknown}" if unknown < left else f"no estimate for the {unknown}"
+        estimate = f"{known} runs marked ? (their tasks have no size in tables/sizes.py)"
     lines.append(
         f"  {len(plan.cells)} cells x {len(plan.seeds)} seeds = {plan.runs()} runs: {plan.completed()} completed, "
-        f"{left} to run; estimate {plan.hours():.1f} {unit} for the rest"
+        f"{left} to run; {estimate}"
     )
     lines += [f"  rate: {source}" for source in plan.rates()]
     lines.append("  tokens/row: m measured on local data, s stated in the declaration, c the cap (an upper bound):")

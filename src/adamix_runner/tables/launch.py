@@ -58,7 +58,14 @@ def evaluate_command(plan: TablePlan, run_dirs: list[Path]) -> list[str]:
 
 
 def report_command(plan: TablePlan) -> list[str]:
-    return [tool("adamix-report"), f"table={plan.decl.id}", f"runs={plan.root}", f"profile={plan.profile}"]
+    """The report of the seeds that ran (SEEDS=n), not the declaration's default."""
+    return [
+        tool("adamix-report"),
+        f"table={plan.decl.id}",
+        f"runs={plan.root}",
+        f"profile={plan.profile}",
+        f"seeds={len(plan.seeds)}",
+    ]
 
 
 def _call(command: list[str]) -> int:
