@@ -65,7 +65,7 @@ check() {
     local bench_shape=(--batch 64 --seq-len 128 --reps 5 --warmup 2) plan=(table1) bench_dtype=bf16
     runs="$(mktemp -d)"
     if [ "$dry" = 1 ]; then
-        py="${PYTHON:-python3}" SCALE="${GPU_CHECK_SCALE:-6}"  # a shared CPU runs these steps many times slower
+        py="${PYTHON:-python3}" SCALE="${GPU_CHECK_SCALE:-10}"  # a CPU runs these steps many times slower (compile most)
         device=cpu backbone=tiny-bert cpu=(train.cpu=true) precisions=(no bf16) bench_dtype=fp32
         bench_shape=(--batch 4 --seq-len 16 --reps 1 --warmup 0) plan=(demo --profile smoke)
     else
