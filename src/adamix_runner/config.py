@@ -7,6 +7,7 @@ model or data set is touched.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib.util
 import json
@@ -201,8 +202,15 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConfig)
 
 
+# While a run's identity is computed, `${pkg_path:...}` resolves to a name that says which package file it is, not
+# where the package is installed (see hashed_view).
+_PACKAGE_NAMES = contextvars.ContextVar("package_names_not_places", default=False)
+
+
 def package_path(package: str, *parts: str) -> str:
     """OmegaConf resolver `${pkg_path:pkg,sub}`: a folder inside an installed package, found without importing it."""
+    if _PACKAGE_NAMES.get():
+        return "/".join((f"pkg:{package}", *parts))
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
@@ -397,8 +405,15 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
 
 
 def hashed_view(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without the keys that do not change results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    """The resolved config without the keys that do not change results: what a run computes, never where this
+    install lives. A file of an installed package (`${pkg_path:pkg,sub}`) enters as `pkg:<pkg>/<sub>`; every other
+    path (model.path, task.data_dir, data files) enters as written, character for character (README "What a run
+    leaves"). Generic over the config: a new key enters the hash unless it is listed in UNHASHED_*."""
+    token = _PACKAGE_NAMES.set(True)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    finally:
+        _PACKAGE_NAMES.reset(token)
     view = {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
     view["train"] = {key: value for key, value in view["train"].items() if key not in UNHASHED_TRAIN_KEYS}
     return view

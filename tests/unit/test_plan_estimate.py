@@ -6,17 +6,23 @@ from pathlib import Path
 
 from adamix_runner.tables import declaration
 from adamix_runner.tables.cli import render
+from adamix_runner.tables.cost import Weights
+from adamix_runner.tables.lengths import RowTokens
 from adamix_runner.tables.plan import CellPlan, TablePlan
-from adamix_runner.tables.throughput import Throughput
+from adamix_runner.tables.throughput import Rate
+
+TOKENS = RowTokens(100.0, 100.0, "stated", "test")
+WEIGHTS = Weights(frozen=0, trained=100, layers=0, hidden=0, how="model")  # 600 FLOPs per token
+RATE = Rate(6e5, "test")  # 3600 samples x 100 tokens x 600 FLOPs / 6e5 FLOP/s = 0.1 h a run
 
 
 def plan_of(sizes: list[int | None]) -> TablePlan:
     decl = declaration.load("table6")
     cells = declaration.cells(decl, "paper")[: len(sizes)]
-    plan = TablePlan(decl, "paper", [0, 1], "gpu", Throughput(1000.0, "test"), "outputs")
+    plan = TablePlan(decl, "paper", [0, 1], "gpu", "outputs")
     for cell, samples in zip(cells, sizes, strict=True):
         status = {0: "absent", 1: "absent"}
-        plan.cells.append(CellPlan(cell, Path("f") / cell.row, status, samples, 1, 100))
+        plan.cells.append(CellPlan(cell, Path("f") / cell.row, status, samples, 1, TOKENS, WEIGHTS, RATE))
     return plan
 
 
@@ -29,7 +35,7 @@ def test_runs_without_a_size_are_named_not_counted_as_zero_hours():
     assert unknown.endswith(
         "4 to run; no estimate for the 4 runs marked ? (their tasks have no size in tables/sizes.py)"
     )
-    mixed = total(plan_of([3600, None]))  # 2 runs x 3600 x 100 tokens / 1000 tokens/s = 0.2 h
+    mixed = total(plan_of([3600, None]))  # 2 runs x 0.1 h
     assert mixed.endswith(
         "estimate 0.2 GPU h for the rest, not counting the 2 runs marked ? (their tasks have no "
         "size in tables/sizes.py)"

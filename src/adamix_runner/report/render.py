@@ -33,10 +33,16 @@ def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.2f}"
 
 
+OFFICIAL_PRECISION = "fp32"  # the official scripts train in fp32
+
+
 def _recipe(row: Row) -> str:
+    """paper / ours, and the precision the row's runs trained in when it is not the official fp32."""
     if row.not_run:
         return f"not run: {row.not_run}"
-    return "+".join(sorted({source.split(":")[0].strip() for source in row.sources.values() if source}))
+    recipe = "+".join(sorted({source.split(":")[0].strip() for source in row.sources.values() if source}))
+    other = sorted({run.precision() for runs in row.runs.values() for run in runs} - {OFFICIAL_PRECISION})
+    return f"{recipe}; {'/'.join(other)}, not the official fp32" if other else recipe
 
 
 def sheet(table: Table) -> Sheet:
