@@ -132,6 +132,7 @@ def load_auto(auto_class, model_cfg, *, on_meta: bool = False, **config_keys) ->
             "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
             **(pretrained_config(model_cfg, source, **config_keys) or config_keys),
             trust_remote_code=model_cfg.trust_remote_code,
+            dtype=torch.float32,  # a checkpoint saved in fp16/bf16 would otherwise train (and scale) in it
             **attention_kwargs(model_cfg),
         )
     config = architecture_config(model_cfg, **config_keys)
