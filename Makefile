@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-nlg demo-fewshot test test-slow test-all lint format clean
+.PHONY: help install demo demo-nlg demo-fewshot test test-slow test-all lint format mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -81,6 +81,16 @@ study: install ## issue 14's study on CPU (conf/table/study.yaml): train, every 
 	$(BIN)/adamix-table study $(TABLE_FLAGS)
 	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
 	$(if $(PLAN),,$(STUDY_DIAGNOSE))
+
+# Mutation testing (docs/TESTING.md; not in CI): mutmut, [tool.mutmut] in pyproject.toml, one process. MUTANTS
+# narrows it to mutmut names or globs, e.g. MUTANTS='adamix_runner.report.aggregate.*'; config.py: its run identity.
+MUTANTS ?= adamix_runner.report.* adamix_runner.tables.plan.* adamix_runner.adaptation.mixture.* \
+	adamix_runner.adaptation.routing.* adamix_runner.training.losses.* adamix_runner.config.x_hashed_view__* \
+	adamix_runner.config.x_config_hash__* adamix_runner.config.x_run_dir__*
+
+mutate: install ## mutation testing of the report, PLAN, mixture, routing, losses, run identity (docs/TESTING.md)
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $(foreach name,$(MUTANTS),'$(name)')
+	$(BIN)/mutmut results
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs
