@@ -14,6 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.report import cli, declaration, grid, paper
+from adamix_runner.report.aggregate import average, scale
 from adamix_runner.report.runs import scan
 
 ADAMIX = {"method": "adamix", "adapter_dim": 16, "num_experts": 4, "inference": "merge"}
@@ -260,3 +261,10 @@ def test_the_sweep_heatmap_draws_the_mean_of_each_group(tmp_path):
     curves = json.loads(next(p for p in written if p.name == "dims-curves.png").with_suffix(".json").read_text())
     labels = {f"adapter_dim={dim}, num_experts={m}" for dim in (8, 16) for m in (2, 4)}
     assert set(curves["panels"]["rte"]) == labels
+
+
+def test_glue_fractions_are_scaled_to_percent_and_every_other_metric_is_shown_as_it_is():
+    assert scale("validation/accuracy") == scale("validation_matched/accuracy") == scale("test/matthews") == 100.0
+    assert scale("f1") == 100.0  # the last part of the name decides
+    assert scale("validation/loss") == scale("test/bleu") == scale("test/ter") == 1.0
+    assert average([]).format() == "incomplete"
