@@ -3,6 +3,8 @@ that reaches the run through an interpolation moves the run to another folder wh
 
 from __future__ import annotations
 
+from omegaconf import OmegaConf
+
 from adamix_runner.cli import compose_config
 from adamix_runner.config import config_hash, run_dir
 
@@ -15,3 +17,14 @@ def test_a_value_resolved_from_the_environment_is_part_of_the_run_identity(monke
     assert config_hash(cfg) != first and run_dir(cfg) != folder
     monkeypatch.setenv("ADAMIX_TEST_MODEL", "/models/a")
     assert config_hash(cfg) == first
+
+
+def test_the_same_config_with_its_keys_in_another_order_lands_in_the_same_folder():
+    cfg = compose_config("peft.adapter_dim=8")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    reordered = OmegaConf.create({key: _reversed(plain[key]) for key in reversed(list(plain))})
+    assert list(reordered) != list(cfg) and config_hash(reordered) == config_hash(cfg)
+
+
+def _reversed(node):
+    return {key: _reversed(node[key]) for key in reversed(list(node))} if isinstance(node, dict) else node
