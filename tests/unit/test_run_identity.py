@@ -1,5 +1,5 @@
-"""The run folder's hash is taken over the resolved config (a survivor of `make mutate`, docs/TESTING.md): a value
-that reaches the run through an interpolation moves the run to another folder when it changes."""
+"""The run folder's hash (survivors of `make mutate`, docs/TESTING.md): it is taken over the resolved config, so a
+value that reaches the run through an interpolation moves the run when it changes, and not over the keys' order."""
 
 from __future__ import annotations
 
