@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from adamix_runner.errors import UserError
 from adamix_runner.report import cli, declaration, grid, paper
 from adamix_runner.report.aggregate import average, scale
 from adamix_runner.report.runs import scan
@@ -268,3 +269,20 @@ def test_glue_fractions_are_scaled_to_percent_and_every_other_metric_is_shown_as
     assert scale("f1") == 100.0  # the last part of the name decides
     assert scale("validation/loss") == scale("test/bleu") == scale("test/ter") == 1.0
     assert average([]).format() == "incomplete"
+
+
+def test_a_curve_is_the_training_steps_of_its_key_and_nothing_else(tmp_path):
+    folder = write_run(tmp_path / "out", config("rte", 0), metrics=acc(0.8))
+    rows = [{"step": 0, "train/loss": 2.0}, {"train/loss": 5.0}, {"step": 1, "train/loss": 1.5}, {"step": -1, "x": 1}]
+    lines = [json.dumps(row) for row in rows]
+    (folder / "metrics.jsonl").write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")  # with a blank line
+    (run,) = scan(tmp_path / "out")
+    assert run.curve() == [(0, 2.0), (1, 1.5)]  # no step (not a training row) and blank lines are skipped
+    assert run.get("peft.num_experts") == 4 and run.get("peft.missing", "default") == "default"
+
+
+def test_a_corrupt_results_file_is_named_in_a_one_line_error(tmp_path):
+    folder = write_run(tmp_path / "out", config("rte", 0), metrics=acc(0.8))
+    (folder / "results.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"results.json is not valid JSON \(.*\); remove or restore it\.$"):
+        scan(tmp_path / "out")
