@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adamix_runner.training.losses import adamix_loss, num_views, split_views, task_loss
+from adamix_runner.training.losses import adamix_loss, num_views, split_views, symmetric_kl, task_loss
 
 
 def test_regression_is_the_mean_squared_error_over_the_batch():
@@ -36,3 +36,9 @@ def test_the_view_checks_say_what_is_wrong():
 )
 def test_a_second_view_runs_only_when_its_kl_can_count(weight, labels, views):
     assert num_views(weight, labels) == views
+
+
+def test_a_mask_that_keeps_one_token_is_that_tokens_kl():
+    a, b = torch.tensor([[[1.0, 0.0], [0.0, 3.0]]]), torch.tensor([[[0.0, 1.0], [2.0, 0.0]]])
+    mask = torch.tensor([[0, 1]])
+    assert symmetric_kl(a, b, mask).item() == pytest.approx(symmetric_kl(a[:, 1], b[:, 1]).item())

@@ -28,3 +28,8 @@ def test_the_same_config_with_its_keys_in_another_order_lands_in_the_same_folder
 
 def _reversed(node):
     return {key: _reversed(node[key]) for key in reversed(list(node))} if isinstance(node, dict) else node
+
+
+def test_the_hash_is_eight_hex_digits_so_existing_run_folders_stay_found():
+    digest = config_hash(compose_config())
+    assert len(digest) == 8 and int(digest, 16) >= 0
