@@ -286,3 +286,18 @@ def test_a_corrupt_results_file_is_named_in_a_one_line_error(tmp_path):
     (folder / "results.json").write_text("{not json")
     with pytest.raises(UserError, match=r"results.json is not valid JSON \(.*\); remove or restore it\.$"):
         scan(tmp_path / "out")
+
+
+def test_sparse_records_read_as_a_word_not_a_crash(tmp_path):
+    root = tmp_path / "out"
+    bare = write_run(root, config("rte", 0), metrics=acc(0.8))
+    (bare / "results.json").write_text(json.dumps({"status": "completed", "config": config("rte", 0)}))
+    assert _cell(root).format() == "no metric"  # completed without metrics (e.g. a planner's stand-in)
+    (bare / "results.json").write_text(json.dumps({"config": config("rte", 0)}))
+    assert _cell(root).format() == "missing"  # no status at all
+    early = write_run(root, config("mrpc", 0), status="failed")
+    (early / ".hydra" / "config.yaml").unlink()  # failed in validate(), before the folder had its config
+    assert scan(root)[0].config == {}
+    late = write_run(root / "env", config("rte", 1, path="${oc.env:ADAMIX_TEST_UNSET}"), status="failed")
+    assert scan(root / "env")[0].folder == late  # read as written, interpolations left unresolved
+    assert _cell(root / "env").format() == "failed"
