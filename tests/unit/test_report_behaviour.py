@@ -301,3 +301,15 @@ def test_sparse_records_read_as_a_word_not_a_crash(tmp_path):
     late = write_run(root / "env", config("rte", 1, path="${oc.env:ADAMIX_TEST_UNSET}"), status="failed")
     assert scan(root / "env")[0].folder == late  # read as written, interpolations left unresolved
     assert _cell(root / "env").format() == "failed"
+
+
+def test_any_folder_of_run_folders_is_scanned_and_a_missing_one_says_what_to_pass(tmp_path):
+    root = tmp_path / "out"
+    write_run(root, config("rte", 0), metrics=acc(0.8))
+    (bare,) = scan(root / "runs" / "rte")  # a folder of run folders, no runs/ in it
+    record = json.loads((bare.folder / "results.json").read_text())
+    record.pop("timing")
+    (bare.folder / "results.json").write_text(json.dumps(record))
+    assert "| 80.00 (1) | 811,392 |  |" in cli.run(["sweep", f"runs={root}"])[0].read_text()  # no timing: no "train s"
+    with pytest.raises(UserError, match=r"does not exist; pass the output root of the runs \(e.g. runs=outputs\)"):
+        scan(tmp_path / "nowhere")
