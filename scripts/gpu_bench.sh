@@ -30,7 +30,9 @@ fetch() {
 run() {
     local out="${1:-outputs/bench}"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    # the package itself: adamix_runner.conf exists only as an install's mapping of conf/ (no src/ on the path)
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target /tmp/site .
+    export PYTHONPATH="/tmp/site" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
     local common=(--backbone roberta-large --device cuda --dtype bf16 --seq-len 128 --out "$out")
     python3 scripts/bench.py "${common[@]}" --batch 32 --reps 10 --warmup 3 --infer-batch 32 --skip data

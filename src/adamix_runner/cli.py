@@ -1,7 +1,8 @@
 """`adamix-run`: compose the config with Hydra, run it, turn user mistakes into a message and exit code 2.
 
 Exit codes: 0 done (or already completed), 1 a sweep with failed points or an unexpected error,
-2 bad input (no traceback), 130/143 interrupted by SIGINT/SIGTERM (a checkpoint was saved).
+2 bad input (no traceback), 130/143/140 interrupted by SIGINT/SIGTERM/SIGUSR2 (a checkpoint was saved). Inside a
+submitit job, USR2 is then handed to submitit, which requeues the job and exits with its own code.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except Interrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
+        print(f"interrupted: {stop}", file=sys.stderr, flush=True)
+        stop.hand_over()  # submitit's requeue (USR2 at a SLURM time limit): it exits the job itself
         sys.exit(stop.exit_code)
     except Exception as error:
         if hydra_cfg.mode != RunMode.MULTIRUN:

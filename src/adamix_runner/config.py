@@ -7,6 +7,7 @@ model or data set is touched.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib.util
 import json
@@ -134,6 +135,7 @@ class TrainConfig:
     select: str = MISSING
     log_every_steps: int = MISSING
     mixed_precision: str = MISSING
+    allow_tf32: bool = MISSING
     cpu: bool = MISSING
     checkpoint_every_steps: int = MISSING
     checkpoint_every_minutes: float = MISSING
@@ -200,8 +202,15 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConfig)
 
 
+# While a run's identity is computed, `${pkg_path:...}` resolves to a name that says which package file it is, not
+# where the package is installed (see hashed_view).
+_PACKAGE_NAMES = contextvars.ContextVar("package_names_not_places", default=False)
+
+
 def package_path(package: str, *parts: str) -> str:
     """OmegaConf resolver `${pkg_path:pkg,sub}`: a folder inside an installed package, found without importing it."""
+    if _PACKAGE_NAMES.get():
+        return "/".join((f"pkg:{package}", *parts))
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
@@ -258,6 +267,11 @@ def validate(cfg: DictConfig) -> None:
     attention = cfg.model.attn_implementation
     if attention and "/" not in attention:
         _choice(attention, ATTENTION_CHOICES, "model.attn_implementation")
+    _require(
+        not (attention or "").startswith("flash_attention") or train.mixed_precision != "no",
+        f"model.attn_implementation={attention} takes fp16 or bf16 inputs only; set train.mixed_precision=bf16 "
+        "(or fp16), or model.attn_implementation=sdpa for fp32.",
+    )
     _require(train.num_workers >= 0, f"train.num_workers must be >= 0, got {train.num_workers}.")
     for key in ("eval_every_steps", "checkpoint_every_steps", "max_grad_norm", "weight_decay"):
         _require(train[key] >= 0, f"train.{key} must be >= 0 (0 turns it off), got {train[key]}.")
@@ -391,8 +405,15 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
 
 
 def hashed_view(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without the keys that do not change results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    """The resolved config without the keys that do not change results: what a run computes, never where this
+    install lives. A file of an installed package (`${pkg_path:pkg,sub}`) enters as `pkg:<pkg>/<sub>`; every other
+    path (model.path, task.data_dir, data files) enters as written, character for character (README "What a run
+    leaves"). Generic over the config: a new key enters the hash unless it is listed in UNHASHED_*."""
+    token = _PACKAGE_NAMES.set(True)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    finally:
+        _PACKAGE_NAMES.reset(token)
     view = {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
     view["train"] = {key: value for key, value in view["train"].items() if key not in UNHASHED_TRAIN_KEYS}
     return view

@@ -104,7 +104,7 @@ def peft_lora_config(model: nn.Module, base_model_name_or_path: str | None = Non
         lora_alpha=first.alpha * groups,  # alpha'/r' == alpha/r
         lora_dropout=spec.lora_dropout if spec is not None else 0.0,
         target_modules=list(layers),
-        fan_in_fan_out=first.slices is not None,  # GPT-2 Conv1D stores [in, out]
+        fan_in_fan_out=type(first.base).__name__ == "Conv1D",  # GPT-2 Conv1D stores [in, out]
         bias="none",
         modules_to_save=heads or None,
         task_type="SEQ_CLS" if heads else None,
@@ -130,7 +130,13 @@ def export_peft_lora(
     ours: dict[str, torch.Tensor] = {}
     for path, layer in layers.items():
         ours[f"{path}.lora_A.weight"], ours[f"{path}.lora_B.weight"] = layer.merged_factors()  # PEFT's layout
-    ours.update(head_state_dict(model))
+    return write_peft_folder(model, config, ours, folder)
+
+
+def write_peft_folder(model: nn.Module, config: LoraConfig, ours: dict[str, torch.Tensor], folder: Path) -> Path:
+    """Save ``ours`` (LoRA tensors by module path) and the head under the tensor names PEFT itself gives ``config``
+    on a skeleton of ``model`` on the meta device, with ``config``; every tensor must find its name."""
+    ours = {**ours, **head_state_dict(model)}
     with torch.device("meta"):
         skeleton = type(model)(copy.deepcopy(model.config))
     probe = copy.deepcopy(config)

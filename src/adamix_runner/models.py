@@ -126,6 +126,7 @@ def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrain
                 "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
                 **(pretrained_config(model_cfg, source, num_labels=num_labels) or {"num_labels": num_labels}),
                 trust_remote_code=model_cfg.trust_remote_code,
+                dtype=torch.float32,  # a checkpoint saved in fp16/bf16 would otherwise train (and scale) in it
                 **attention_kwargs(model_cfg),
             )
     config = architecture_config(model_cfg, num_labels=num_labels)

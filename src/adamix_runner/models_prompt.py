@@ -86,6 +86,7 @@ def _masked_lm(model_cfg, on_meta: bool) -> PreTrainedModel:
             f"model '{source}'",
             "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
             trust_remote_code=model_cfg.trust_remote_code,
+            dtype=torch.float32,  # as models.load_model: adapters of a half-precision checkpoint train in fp32
             **attention_kwargs(model_cfg),
         )
     with torch.device("meta") if on_meta else nullcontext():

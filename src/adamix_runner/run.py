@@ -15,6 +15,7 @@ import datasets
 import torch
 import transformers
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -28,8 +29,9 @@ from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
 from adamix_runner.tasks.fewshot import options as fewshot_options
 from adamix_runner.tracking import build_tracker
-from adamix_runner.training.loop import LoopSetup, train
-from adamix_runner.training.signals import Interrupted
+from adamix_runner.training import runtime
+from adamix_runner.training.loop import LoopSetup, evaluate_with_autocast, train
+from adamix_runner.training.signals import Interrupted, StopSignals
 
 
 @dataclass
@@ -139,11 +141,17 @@ def _on_cpu(cfg: DictConfig) -> bool:
 
 
 def _accelerator(cfg: DictConfig) -> Accelerator:
+    """A fresh Accelerator for this run. Accelerate keeps its state process-wide and refuses a second run with
+    another mixed_precision (or device), so a one-process sweep resets it first; under torchrun the process group
+    stays. Batches are copied non-blocking on CUDA (from pinned memory, training/loop.py)."""
+    AcceleratorState._reset_state(reset_partial_state=not torch.distributed.is_initialized())
+    GradientState._reset_state()
+    cpu = _on_cpu(cfg)
     return Accelerator(
-        cpu=_on_cpu(cfg),
+        cpu=cpu,
         mixed_precision=cfg.train.mixed_precision,
         gradient_accumulation_steps=cfg.train.grad_accum,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, non_blocking=not cpu),
     )
 
 
@@ -154,14 +162,16 @@ def _unmerged_experts(model, spec) -> dict[str, torch.Tensor] | None:
     return {name: tensor.clone() for name, tensor in adaptation_state_dict(model).items()}
 
 
-def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
+def _fit(cfg: DictConfig, folder: Path, tracker, signals: StopSignals) -> dict[str, Any]:
     started = time.perf_counter()
     pipeline = for_kind(tasks.kind(cfg.task))  # a missing optional dependency fails before the data loads
-    task = tasks.load(cfg.task, cfg.data, fewshot_options(cfg.fewshot, cfg.seed))
-    tokenizer = pipeline.load_tokenizer(cfg)
-    _check_sequence_length(cfg, tokenizer)
-    saved = _saved_adapter(cfg)
-    model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
+    # Under DDP rank 0 downloads and caches first; the others then read its cache instead of racing on it.
+    with PartialState().main_process_first():
+        task = tasks.load(cfg.task, cfg.data, fewshot_options(cfg.fewshot, cfg.seed))
+        tokenizer = pipeline.load_tokenizer(cfg)
+        _check_sequence_length(cfg, tokenizer)
+        saved = _saved_adapter(cfg)
+        model, router, spec = build_model(cfg, task.num_labels, saved and Path(cfg.adapter_path), saved)
     counts = count_parameters(model)
     _show_params(tracker, counts)
     if counts.trainable == 0 and not cfg.eval_only:
@@ -171,7 +181,8 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         )
     accelerator = _accelerator(cfg)
     model.to(accelerator.device)
-    prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
+    with accelerator.main_process_first():
+        prepared = pipeline.prepare(cfg, task, tokenizer, model, accelerator, folder)
     set_seed(cfg.seed)  # tokenizing afresh draws random numbers that a cached run does not: start training equal
     setup = LoopSetup(
         accelerator=accelerator,
@@ -186,13 +197,13 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
     )
     resumed_from = None
     if not cfg.eval_only:
-        resumed_from = train(model, cfg.train, setup, tracker, progress=tracker.console).resumed_from
+        resumed_from = train(model, cfg.train, setup, tracker, progress=tracker.console, signals=signals).resumed_from
     trained = time.perf_counter()
     merged = spec.inference == "merge"
     experts = _unmerged_experts(model, spec) if merged else None
     if merged:
         merge(model)
-    metrics = setup.evaluate()
+    metrics = evaluate_with_autocast(setup)
     tracker.log({f"final/{key}": value for key, value in metrics.items()}, step=-1)
     timing = {"train_s": trained - started, "eval_s": time.perf_counter() - trained}
     meta = {
@@ -211,6 +222,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker) -> dict[str, Any]:
         if not cfg.train.keep_checkpoint:
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     record = {**_record(cfg, "completed", counts, metrics, timing), "resumed_from": resumed_from}
+    record["runtime"] = runtime.describe(accelerator)
     if task.notes:  # facts about the data the numbers rest on (a substitute evaluation set)
         record["notes"] = dict(task.notes)
     return record
@@ -256,6 +268,8 @@ def run(cfg: DictConfig) -> RunResult:
     try:
         check_resolvable(cfg)
         validate(cfg)
+        if not cfg.dry_run:
+            runtime.check_precision(cfg.train.mixed_precision, _on_cpu(cfg))
     except UserError as error:
         record_failure(cfg, error)
         raise
@@ -264,6 +278,7 @@ def run(cfg: DictConfig) -> RunResult:
     if previous and previous["status"] == "completed" and not cfg.overwrite:
         print(f"already completed: {folder} (overwrite=true runs it again)")
         return RunResult("completed", folder, previous)
+    runtime.export_distributed_env()  # a submitit job with several tasks: each is one torch.distributed rank
     main = PartialState(cpu=_on_cpu(cfg)).is_main_process  # under torchrun, files and logs come from rank 0
     if main and cfg.overwrite:
         _start_afresh(folder)
@@ -281,23 +296,29 @@ def run(cfg: DictConfig) -> RunResult:
     if tracker.console is not None:
         tracker.console.print_config_tree(config)
     status = "failed"
-    try:
-        record = _plan(cfg, tracker) if cfg.dry_run else _fit(cfg, folder, tracker)
-        record["timing"]["total_s"] = sum(record["timing"].values())
-        if main:
-            artifacts.write_json_atomic(folder / "results.json", record)
-        status = record["status"]
-        _show_summary(tracker, record)
-        return RunResult(status, folder, record)
-    except Interrupted as stop:
-        status = "interrupted"
-        interrupted = {"status": status, "step": stop.step, "checkpoint": stop.checkpoint, "error": str(stop)}
-        if main:
-            artifacts.write_json_atomic(folder / "results.json", {**interrupted, "config_hash": config_hash(cfg)})
-        raise
-    except BaseException as error:
-        if main:
-            record_failure(cfg, error)
-        raise
-    finally:
-        tracker.close(status)
+    # The stop signals stay caught until the `interrupted` record is written and every rank got there: a signal
+    # that arrives meanwhile (torchrun's SIGTERM when another rank exits) cannot kill a rank mid-write.
+    with StopSignals() as signals, runtime.tf32(cfg.train.allow_tf32 and not _on_cpu(cfg)):
+        try:
+            record = _plan(cfg, tracker) if cfg.dry_run else _fit(cfg, folder, tracker, signals)
+            record["timing"]["total_s"] = sum(record["timing"].values())
+            if main:
+                artifacts.write_json_atomic(folder / "results.json", record)
+            status = record["status"]
+            _show_summary(tracker, record)
+            return RunResult(status, folder, record)
+        except Interrupted as stop:
+            status = "interrupted"
+            interrupted = {"status": status, "step": stop.step, "checkpoint": stop.checkpoint, "error": str(stop)}
+            if main:
+                record = {**interrupted, "config_hash": config_hash(cfg)}
+                artifacts.write_json_atomic(folder / "results.json", record)
+            PartialState().wait_for_everyone()
+            stop.handover = signals.previous_handler(stop.signum)
+            raise
+        except BaseException as error:
+            if main:
+                record_failure(cfg, error)
+            raise
+        finally:
+            tracker.close(status)

@@ -20,6 +20,8 @@ from safetensors.torch import load_file
 
 ROUTING_LOG = "ADAMIX_TEST_ROUTING_LOG"
 NAN_ON_RANK = "ADAMIX_TEST_NAN_ON_RANK"  # this rank's second training batch gets a NaN loss
+SIGTERM_AT = "ADAMIX_TEST_SIGTERM_AT"  # rank 1 gets SIGTERM during this micro-batch, rank 0 one second later
+DIVERGE = "ADAMIX_TEST_DIVERGE"  # each rank draws differently many random numbers per batch, as uneven padding does
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 COMMON = [
     "task=mrpc",
@@ -33,6 +35,7 @@ COMMON = [
     "logger=none",
     "data.max_eval_samples=31",  # an uneven split: two ranks see 16 each, one padded; metrics must count 31
 ]
+DROPOUT_ON = [override for override in COMMON if "dropout" not in override]  # tiny-bert's own 0.1
 PER_RANK_BATCH, PROCESSES = 4, 2
 
 
@@ -50,6 +53,10 @@ def _probe() -> None:
         return picked
 
     Router.draw = recording
+    if DIVERGE in os.environ:
+        _diverge(int(os.environ["RANK"]))
+    if SIGTERM_AT in os.environ:
+        _signal_skewed(int(os.environ[SIGTERM_AT]), int(os.environ["RANK"]))
     if NAN_ON_RANK in os.environ and os.environ["RANK"] == os.environ[NAN_ON_RANK]:
         from adamix_runner.pipelines import classification
 
@@ -66,6 +73,42 @@ def _probe() -> None:
     finally:
         rank = os.environ.get("RANK", "0")
         Path(os.environ[ROUTING_LOG], f"rank{rank}.json").write_text(json.dumps(draws))
+
+
+def _diverge(rank: int) -> None:
+    """The fixture's rows have one length, so both ranks would draw the same dropout randomness; with real data,
+    dynamic padding gives each rank its own lengths and its generator its own state. Emulate that."""
+    from adamix_runner.training import loop
+
+    original = loop._step
+
+    def step(*args, **kwargs):
+        torch.rand(3 * rank)
+        return original(*args, **kwargs)
+
+    loop._step = step
+
+
+def _signal_skewed(number: int, rank: int) -> None:
+    """SIGTERM to rank 1 during its micro-batch `number`, to rank 0 one second after its own: the split that a
+    signal landing between two ranks' checks makes."""
+    import signal
+    import threading
+
+    from adamix_runner.training import loop
+
+    original, calls = loop._step, []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            if rank == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return original(*args, **kwargs)
+
+    loop._step = step
 
 
 def _run_folder(root: Path) -> Path:
@@ -87,12 +130,15 @@ def _jsonl(folder: Path) -> list[dict]:
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={PROCESSES}"]
 
 
-def _launch(launcher: list[str], root: Path, logs: Path, *overrides: str, env: dict | None = None) -> None:
+def _launch(
+    launcher: list[str], root: Path, logs: Path, *overrides: str, env: dict | None = None, common=COMMON, rc=0
+) -> subprocess.CompletedProcess:
     """This file as a script under `launcher`, on the common run with `overrides`, writing under `root`."""
     env = {**os.environ, ROUTING_LOG: str(logs), "OMP_NUM_THREADS": "1", **(env or {})}
-    command = [*launcher, __file__, *COMMON, f"output_root={root}", *overrides]
+    command = [*launcher, __file__, *common, f"output_root={root}", *overrides]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (done.returncode == 0) == (rc == 0), done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +201,29 @@ def test_a_nan_on_one_rank_is_skipped_by_every_rank(tmp_path):
     folder = _run_folder(tmp_path)
     assert json.loads((folder / "results.json").read_text())["status"] == "completed"
     assert [row.get("train/skipped") for row in _jsonl(folder) if "train/loss" in row][:3] == [None, 1, 1]
+
+
+@pytest.mark.slow
+def test_a_signal_on_one_rank_stops_every_rank_at_one_step_and_resumes_exactly_with_dropout(tmp_path):
+    """Rank 1 is signalled at step 3, rank 0 a second later: both stop at step 3 with one checkpoint, the run reads
+    `interrupted`, and the resumed run equals an uninterrupted one with dropout on (each rank's RNG restored)."""
+    batch = f"train.batch_size={PER_RANK_BATCH}"
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    diverge = {DIVERGE: "1"}
+    _launch(TORCHRUN, reference, tmp_path, batch, common=DROPOUT_ON, env=diverge)
+    done = _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON, env={**diverge, SIGTERM_AT: "3"}, rc=1)
+    assert done.stderr.count("interrupted: SIGTERM at step 3; checkpoint ") == PROCESSES, done.stderr[-3000:]
+    folder = _run_folder(stopped)
+    record = json.loads((folder / "results.json").read_text())
+    assert (record["status"], record["step"]) == ("interrupted", 3)
+    assert [path.name for path in (folder / "checkpoint").iterdir()] == ["step-00000003"]
+
+    _launch(TORCHRUN, stopped, tmp_path, batch, common=DROPOUT_ON, env=diverge)
+    resumed = json.loads((folder / "results.json").read_text())
+    assert (resumed["status"], resumed["resumed_from"]["step"]) == ("completed", 3)
+    assert resumed["runtime"] == {"mixed_precision": "no", "allow_tf32": False, "device": "cpu", "world_size": 2}
+    expected = _weights(_run_folder(reference))
+    assert all(torch.equal(tensor, expected[name]) for name, tensor in _weights(folder).items())
 
 
 @pytest.mark.slow

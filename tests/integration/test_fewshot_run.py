@@ -90,6 +90,7 @@ def test_every_method_runs_on_a_prompt_head(compose_run, model, method):
 
 
 @needs_list
+@pytest.mark.slow  # ~40 s on the shared machine; .ci/run runs this very cell (make tables PROFILE=smoke SEEDS=1)
 def test_a_table6_smoke_cell_runs_through_the_cli(tmp_path):
     """The exact smoke cell of conf/table/table6.yaml (MNLI, AdaMix), as `adamix-run` runs it."""
     command = [

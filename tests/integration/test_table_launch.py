@@ -1,121 +1,78 @@
-"""`adamix-table` end to end: its exit codes (a failed training still evaluates and reports, then exits non-zero;
-a bad table or SEEDS exits 2 with one line), and SEEDS / ARGS reaching every run of the multirun it launches.
-
-The exit-code tests put stand-in console scripts beside the interpreter (where `adamix-table` looks for them), so
-the real command lines run as subprocesses and only the tools' work is faked; the SEEDS / ARGS test runs the real
-`adamix-run` multirun in-process (dry runs on the meta device)."""
+"""`adamix-table`'s launch path with a launcher: hydra.launcher.* keys compose (the README's cluster command), the
+exit codes of train / evaluate / report, and a smoke table through Hydra's real submitit_local launcher (the SLURM
+path as local processes: the same plugin, the same pickled jobs and .submitit/ logs)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 
-from adamix_runner import cli
-from adamix_runner.tables import cli as table_cli
-from adamix_runner.tables import launch
+from adamix_runner.tables import cli, launch
 from adamix_runner.tables.plan import make_plan
 
-STAND_IN = """#!/bin/sh
-echo "$(basename "$0") $*" >> "{log}"
-exit "${{{variable}:-0}}"
-"""
-TOOLS = {"adamix-run": "TRAIN_EXIT", "adamix-evaluate": "EVALUATE_EXIT", "adamix-report": "REPORT_EXIT"}
+ROOT = Path(__file__).resolve().parents[2]
+# `make table3 PROFILE=smoke SEEDS=1 LAUNCHER=submitit_local ARGS="hydra.launcher.timeout_min=30"` (README "Running a
+# table on a SLURM cluster"; tests/unit/test_readme_slurm.py checks that the README says exactly this)
+SUBMITIT_LOCAL_SMOKE = ["table3", "--profile", "smoke", "--seeds", "1", "--launcher", "submitit_local"]
+SUBMITIT_LOCAL_SMOKE += ["hydra.launcher.timeout_min=30"]
+SLURM_KEYS = ["hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=480", "hydra.launcher.account=lab"]
 
 
-@pytest.fixture
-def tools(tmp_path, monkeypatch):
-    """Stand-ins for the three console scripts; returns a function that reads the calls they got."""
-    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
-    bin_dir.mkdir()
-    for name, variable in TOOLS.items():
-        script = bin_dir / name
-        script.write_text(STAND_IN.format(log=log, variable=variable))
-        script.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
-    monkeypatch.chdir(tmp_path)
-    return lambda: [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+def _table(*argv: str) -> int:
+    with pytest.raises(SystemExit) as done:
+        cli.main(list(argv))
+    return done.value.code
 
 
-def _exit(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as stop:
-        table_cli.main(argv)
-    return stop.value.code
-
-
-@pytest.mark.parametrize(
-    ("codes", "expected"),
-    [({}, 0), ({"TRAIN_EXIT": "1"}, 1), ({"TRAIN_EXIT": "1", "REPORT_EXIT": "2"}, 2)],
-)
-def test_a_grid_table_reports_whatever_training_returned_and_exits_with_the_worst_code(
-    tools, monkeypatch, codes, expected
-):
-    for variable, code in codes.items():
-        monkeypatch.setenv(variable, code)
-    assert _exit(["demo", "--profile", "smoke", "--seeds", "1"]) == expected
-    assert tools() == ["adamix-run", "adamix-report"]
-
-
-def test_an_inference_table_evaluates_the_finished_runs_after_a_failed_training(tools, tmp_path, monkeypatch):
-    plan = make_plan("study_rules", "smoke", 1, [], tmp_path / "bench")
-    for cell in plan.cells[:2]:
-        (cell.folder / "seed0").mkdir(parents=True)
-        (cell.folder / "seed0" / "results.json").write_text(json.dumps({"status": "completed"}))
-    monkeypatch.setenv("TRAIN_EXIT", "1")
-    assert _exit(["study_rules", "--profile", "smoke", "--seeds", "1"]) == 1
-    assert tools() == ["adamix-run", "adamix-evaluate", "adamix-report"]
-    evaluated = (tmp_path / "calls.log").read_text().splitlines()[1].split()[1:3]
-    assert evaluated == [str(cell.folder / "seed0") for cell in plan.cells[:2]]
-    monkeypatch.setenv("TRAIN_EXIT", "0")
-    monkeypatch.setenv("EVALUATE_EXIT", "2")
-    assert _exit(["study_rules", "--profile", "smoke", "--seeds", "1"]) == 2
-
-
-def test_an_inference_table_without_finished_runs_reports_and_fails(tools):
-    assert _exit(["study_rules", "--profile", "smoke", "--seeds", "1"]) == 1  # nothing to evaluate
-    assert tools() == ["adamix-run", "adamix-report"]
+def test_launcher_keys_compose_with_their_launcher_and_fail_clearly_without(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert _table("table3", "--plan", "--launcher", "slurm", *SLURM_KEYS, f"output_root={tmp_path}") == 0
+    assert "3 cells x 3 seeds = 9 runs" in capsys.readouterr().out
+    assert _table("table3", "--plan", "--launcher", "submitit_local", "hydra.launcher.timeout_min=5") == 0
+    capsys.readouterr()
+    assert _table("table3", "--plan", "hydra.launcher.partition=gpu") == 2
+    error = capsys.readouterr().err
+    assert "Could not override 'hydra.launcher.partition'" in error and "need a launcher: LAUNCHER=slurm" in error
+    assert _table("table3", "--plan", "--launcher", "slurm", "hydra.launcher.partiton=gpu") == 2  # misspelt key
+    assert "hydra.launcher.partiton" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("table_id", "codes", "expected", "calls"),
     [
-        (["table42"], "error: no table 'table42'"),
-        (["demo", "--seeds", "0"], "error: SEEDS must be at least 1, not 0"),
+        ("table3", {"adamix-run": 0, "adamix-report": 0}, 0, ["adamix-run", "adamix-report"]),
+        ("table3", {"adamix-run": 1, "adamix-report": 0}, 1, ["adamix-run", "adamix-report"]),  # still reports
+        ("table3", {"adamix-run": 0, "adamix-report": 2}, 2, ["adamix-run", "adamix-report"]),
+        ("study_rules", {"adamix-run": 0, "adamix-report": 0}, 1, ["adamix-run", "adamix-report"]),  # none finished
     ],
 )
-def test_bad_requests_exit_2_before_anything_runs(tools, capsys, argv, message):
-    assert _exit(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(message) and "Traceback" not in err
-    assert tools() == []
-
-
-def test_plan_runs_nothing_and_exits_0(tools, capsys):
-    assert _exit(["demo", "--profile", "smoke", "--plan"]) == 0
-    assert "12 cells x 3 seeds = 36 runs: 0 completed, 36 to run" in capsys.readouterr().out
-    assert tools() == []
-
-
-def test_seeds_and_extra_overrides_reach_every_run_of_the_multirun(tmp_path, monkeypatch, capsys):
-    extra = ["dry_run=true", "train.lr=0.0123"]
-    plan = make_plan("study_rules", "smoke", 2, [f"output_root={tmp_path}", *extra], tmp_path / "bench")
+def test_launch_exit_codes(table_id, codes, expected, calls, tmp_path, monkeypatch):
     monkeypatch.setattr(launch, "tool", lambda name: name)
-    command = launch.train_command(plan, "basic", [f"output_root={tmp_path}", *extra])
-    monkeypatch.setattr(sys, "argv", command)
-    try:
-        cli.main()
-    except SystemExit as stop:
-        assert stop.code in (None, 0), capsys.readouterr().err
-    finally:
-        GlobalHydra.instance().clear()
-    for cell in plan.cells:
-        for seed in (0, 1):
-            record = json.loads((cell.folder / f"seed{seed}" / "results.json").read_text())
-            assert (record["status"], record["seed"]) == ("planned", seed), cell.folder
-            assert record["config"]["train"]["lr"] == 0.0123
-    assert sorted(p.parent.name for p in Path(tmp_path).glob("runs/*/*/*/*/*/results.json")) == sorted(
-        ["seed0", "seed1"] * len(plan.cells)
-    )
+    seen = []
+    monkeypatch.setattr(launch, "_call", lambda command: seen.append(command[0]) or codes[command[0]])
+    plan = make_plan(table_id, "smoke", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert launch.launch(plan, "submitit_local", ["hydra.launcher.timeout_min=5"]) == expected
+    assert seen == calls
+
+
+@pytest.mark.slow
+def test_a_smoke_table_through_the_real_submitit_local_launcher(tmp_path):
+    """Table 3's smoke profile (3 cells, one seed) as `make table3 LAUNCHER=submitit_local ARGS=...` runs it:
+    ~6 min on the shared 2 cores (three job processes, beam search, the report)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [sys.executable, "-m", "adamix_runner.tables", *SUBMITIT_LOCAL_SMOKE, f"output_root={tmp_path}"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "hydra/launcher=submitit_local" in done.stdout and "hydra.sweeper.order=[" in done.stdout
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/e2e/tiny-gpt2/*/*/seed0/results.json")]
+    assert sorted(r["peft"] for r in records) == ["adamix", "adamix_lora", "lora"]
+    assert {r["status"] for r in records} == {"completed"}
+    assert len(list((tmp_path / ".submitit").glob("*/*_result.pkl"))) == 3
+    plan = make_plan("table3", "smoke", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert plan.completed() == 3  # in the folders PLAN computes
+    assert (tmp_path / "reports" / "table3.md").is_file()

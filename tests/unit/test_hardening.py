@@ -34,7 +34,8 @@ def _setup_with_checkpoint(tmp_path: Path, saved: dict[str, torch.Tensor], curre
         progress={"epoch": 0, "batches_done": 3, "global_step": 3, "best_metric": None, "best_step": -1},
     )
     params = [(name, nn.Parameter(tensor.clone())) for name, tensor in current.items()]
-    return SimpleNamespace(checkpoint_dir=tmp_path, params=params)
+    one_process = SimpleNamespace(num_processes=1, process_index=0, scaler=None)
+    return SimpleNamespace(checkpoint_dir=tmp_path, params=params, accelerator=one_process)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from adamix_runner.run import run
 from adamix_runner.tables import declaration, launch
 from adamix_runner.tables.cli import render
 from adamix_runner.tables.plan import TablePlan, make_plan
-from adamix_runner.tables.throughput import Throughput, flops_per_token
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_IDS = {"table1", "table2", "table3", "table4", "table5", "table7", "table8", "table9", "table10", "figure5"}
@@ -147,36 +146,40 @@ def test_bad_requests_get_one_line_errors():
         declaration.profile_of(declaration.load("demo"), "gpu")
 
 
-MINILM_FLOPS = 6 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)  # 6 x layers x (4 d^2 + 2 d ff) = 63,700,992
-
-
-def test_plan_estimates_by_hand(tmp_path, monkeypatch):
-    """demo, AdaMix at 20 epochs: 400 samples x 20 epochs x 2 views x 53 tokens per run, 3 seeds, one done."""
+def test_plan_estimates_the_demo_by_hand(tmp_path, monkeypatch):
+    """demo, AdaMix at 20 epochs: 400 samples x 20 epochs x 2 views x the measured padded width, 3 seeds, one done;
+    then a bench file's achieved TFLOP/s replaces the default rate."""
     monkeypatch.chdir(tmp_path)
-    assert flops_per_token(compose_config("model=minilm").model.architecture) == MINILM_FLOPS
     plan = make_plan("demo", "paper", None, [], tmp_path / "bench")
     cell = next(c for c in plan.cells if c.cell.row == "adamix_e20")
-    assert (cell.samples, cell.views, cell.tokens_per_sample) == (8000, 2, 53)
-    default_rate = 94e9 / MINILM_FLOPS  # 1,475.6 tokens/s
-    assert plan.rate.tokens_per_s == pytest.approx(default_rate)
-    assert "default: 94 GFLOP/s" in plan.rate.source
-    assert cell.hours(plan.rate) == pytest.approx(3 * 8000 * 2 * 53 / 1475.6 / 3600, rel=1e-4)  # 0.4789 h
+    assert (cell.samples, cell.views, cell.tokens.how) == (8000, 2, "measured")
+    assert cell.tokens.train == pytest.approx(53.1, abs=0.05)  # PERFORMANCE.md measured 1,697 / 32 = 53.0
+    assert (cell.weights.frozen, cell.weights.trained) == (10_616_832, 73_728)  # MiniLM; 6 x (2 x 384 x 16)
+    assert plan.rates() == ["default 65.5 GFLOP/s: measured on the project's 2-core CPU (MiniLM adapter training)"]
+    width, eval_width = cell.tokens.train, cell.tokens.eval
+    per_token = 4 * 10_616_832 + 6 * 73_728 + 12 * width * 384 * 6
+    forward = 2 * (10_616_832 + 73_728) + 4 * eval_width * 384 * 6
+    run = 8000 * 2 * width * per_token + 1 * 800 * eval_width * forward  # one final evaluation (no epoch ends)
+    assert cell.hours() == pytest.approx(3 * run / 65_497_559_040 / 3600, rel=1e-9)  # ~0.49 h
 
     (cell.folder / "seed0").mkdir(parents=True)
     (cell.folder / "seed0" / "results.json").write_text(json.dumps({"status": "completed"}))
     bench = tmp_path / "bench"
     bench.mkdir()
     options = {"batch": 16, "seq_len": 64, "dtype": "fp32"}
-    (bench / "minilm-cpu-fp32-20260101-000000.json").write_text(
-        json.dumps({"options": options, "train": {"samples_per_s": {"single adapter": 30.0}}})
-    )
+    for stamp, tflops in (("20260101-000000", 0.05), ("20260301-000000", 0.08)):  # the newest wins
+        (bench / f"minilm-cpu-fp32-{stamp}.json").write_text(
+            json.dumps({"options": options, "train": {"model_tflops": {"AdaMix, fused 2B consistency": tflops}}})
+        )
     plan = make_plan("demo", "paper", None, [], bench)
     cell = next(c for c in plan.cells if c.cell.row == "adamix_e20")
-    assert plan.rate.tokens_per_s == 30.0 * 64 and "measured" in plan.rate.source
+    assert cell.rate.flops_per_s == pytest.approx(0.08e12) and "20260301" in cell.rate.source
+    adapter = next(c for c in plan.cells if c.cell.row == "adapter_e20")
+    assert adapter.rate.source.startswith("default")  # no single-adapter measurement in that file
     assert cell.left() == [1, 2] and plan.completed() == 1 and plan.runs() == 12 * 3
-    assert cell.hours(plan.rate) == pytest.approx(2 * 8000 * 2 * 53 / 1920 / 3600)  # 0.2454 h
+    assert cell.hours() == pytest.approx(2 * run / 0.08e12 / 3600, rel=1e-9)
     text = render(plan)
-    assert "adamix_e20/polarity" in text and "0:done 1:- 2:-" in text
+    assert "adamix_e20/polarity" in text and "0:done 1:- 2:-" in text and "8,000 x 2 x 53m" in text
     assert "12 cells x 3 seeds = 36 runs: 1 completed, 35 to run" in text
 
 
@@ -198,7 +201,7 @@ def test_an_output_root_override_moves_the_runs_the_evaluations_and_the_report(m
 
 def test_the_three_command_lines(monkeypatch):
     monkeypatch.setattr(launch, "tool", lambda name: name)
-    plan = TablePlan(declaration.load("table7"), "smoke", [0, 1], "cpu", Throughput(1.0, "test"), "outputs/smoke")
+    plan = TablePlan(declaration.load("table7"), "smoke", [0, 1], "cpu", "outputs/smoke")
     assert launch.train_command(plan, "slurm", ["model.path=/m"]) == [
         "adamix-run",
         "-m",
@@ -206,12 +209,13 @@ def test_the_three_command_lines(monkeypatch):
         "hydra.sweeper.table=table7",
         "hydra.sweeper.profile=smoke",
         "hydra.sweeper.seeds=2",
+        "hydra.sweeper.order=[]",
         "output_root=outputs/smoke",
         "hydra/launcher=slurm",
         "model.path=/m",
     ]
     assert "hydra/launcher=basic" not in launch.train_command(plan, "basic", [])
-    with pytest.raises(UserError, match="LAUNCHER must be one of basic, local_parallel, slurm"):
+    with pytest.raises(UserError, match="LAUNCHER must be one of basic, local_parallel, slurm, submitit_local"):
         launch.train_command(plan, "ray", [])
     assert launch.evaluate_command(plan, [Path("r/seed0")]) == [
         "adamix-evaluate",
@@ -221,7 +225,8 @@ def test_the_three_command_lines(monkeypatch):
         "--random-eval-seeds",
         "10",
     ]
-    assert launch.report_command(plan) == ["adamix-report", "table=table7", "runs=outputs/smoke", "profile=smoke"]
+    report = ["adamix-report", "table=table7", "runs=outputs/smoke", "profile=smoke", "seeds=2"]
+    assert launch.report_command(plan) == report  # the seeds that ran, so SEEDS=1 does not report "seeds 0..2"
 
 
 def _satisfies(cfg, match) -> bool:

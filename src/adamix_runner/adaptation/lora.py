@@ -134,11 +134,11 @@ class LoRALayer(AdaptationLayer):
 
 
 def lora_for(base: nn.Module, model_type: str, spec, router: Router, layer_type: type = LoRALayer) -> LoRALayer:
-    """The LoRA layer of one target: query/value as a whole, or GPT-2 ``c_attn``'s Q and V thirds."""
+    """The LoRA layer of one target: the whole projection, or (preset ``qv``) GPT-2 ``c_attn``'s Q and V thirds."""
     num_a = 1 if spec.share == "down" else spec.num_experts
     num_b = 1 if spec.share == "up" else spec.num_experts
     slices = None
-    if model_type == "gpt2":
+    if model_type == "gpt2" and spec.lora_targets == "qv":
         d = features_of(base)[1] // 3
         slices = ((0, d), (2 * d, 3 * d))
     return layer_type(base, spec.lora_rank, spec.lora_alpha, spec.lora_dropout, num_a, num_b, router, slices)

@@ -22,7 +22,7 @@ from .spec import AdaptationSpec
 from .targets import (
     ADAPTER_TARGETS,
     ATTENTION_OUTPUT_TARGETS,
-    LORA_TARGETS,
+    LORA_TARGET_PRESETS,
     PREFIX_TARGETS,
     head_modules,
     head_parameters,
@@ -74,7 +74,7 @@ def _install_unipelt(model: nn.Module, spec: AdaptationSpec, router: Router) -> 
 def _install_lora(model: nn.Module, spec: AdaptationSpec, router: Router, layer_type: type) -> None:
     kind = model_type(model)
     layers = []
-    for name in matching(model, LORA_TARGETS, spec.method):
+    for name in matching(model, LORA_TARGET_PRESETS[spec.lora_targets], spec.method):
         layers.append(lora_for(model.get_submodule(name), kind, spec, router, layer_type))
         _replace(model, name, layers[-1])
     if spec.lora_shared_init:

@@ -106,6 +106,8 @@ class ExpertLinear(nn.Module):
         return outs[0] if views == 1 else torch.cat(outs, dim=0)
 
     def _per_row(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cuda":  # a pageable copy would wait for the device in every mixture layer
+            indices = indices.pin_memory().to(x.device, non_blocking=True)
         indices = indices.to(x.device)
         blocks = zip(x.chunk(self.groups, -1), self.weight[indices].chunk(self.groups, 1), strict=True)
         out = torch.cat([torch.einsum("b...i,boi->b...o", xi, wi) for xi, wi in blocks], dim=-1)

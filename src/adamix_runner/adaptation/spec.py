@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from .adapter import ACTIVATIONS, EXPERT_INITS, SHARE_MODES, UP_INITS
 from .routing import INFERENCE_MODES
+from .targets import LORA_TARGET_PRESETS
 
 METHODS = (
     "adamix", "adapter", "pfeiffer", "houlsby", "lora", "adamix_lora", "bitfit", "prefix", "full", "unipelt", "head",
@@ -75,6 +76,7 @@ class AdaptationSpec:
     components: tuple[str, ...] = UNIPELT_COMPONENTS
     adapter_form: str = "expert_soup"
     train_pooler: bool = False  # official: BERT's pretrained pooler stays frozen; true trains it with the head
+    lora_targets: str = "qv"  # LoRA placement preset (targets.LORA_TARGET_PRESETS); qv: the paper's query/value
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -113,6 +115,8 @@ class AdaptationSpec:
             raise ValueError(
                 f"adapter_activation must be one of {tuple(ACTIVATIONS)}, got {self.adapter_activation!r}"
             )
+        if self.lora_targets not in LORA_TARGET_PRESETS:
+            raise ValueError(f"lora_targets must be one of {tuple(LORA_TARGET_PRESETS)}, got {self.lora_targets!r}")
         object.__setattr__(self, "components", tuple(self.components))
         unknown = [c for c in self.components if c not in UNIPELT_COMPONENTS]
         if unknown or not self.components or len(set(self.components)) != len(self.components):

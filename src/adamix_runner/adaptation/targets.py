@@ -5,6 +5,10 @@ matches and ``layer.N.attention.output.dense`` does not (the official code adapt
 reference §1.3; GPT-2's AdaMix-Adapter goes after ``mlp.c_proj``, §5.2). Houlsby adds the attention output
 projection; LoRA adapts query and value (GPT-2: the fused ``c_attn``, sliced by the LoRA layer); prefix-tuning
 wraps the whole self-attention module.
+
+Llama-style decoders (Llama, Qwen2/3, Mistral, Gemma 1/2; SmolLM is a Llama) share one module layout, so they share
+the ``llama`` patterns (:data:`LLAMA_STYLE`). :data:`LORA_TARGET_PRESETS` names where LoRA goes beyond the paper's
+query/value (``qv``): every attention projection, the MLP, or both.
 """
 
 from __future__ import annotations
@@ -38,6 +42,32 @@ LORA_TARGETS: dict[str, str] = {
     "llama": r"(^|\.)layers\.\d+\.self_attn\.(q_proj|v_proj)$",
 }
 
+LLAMA_STYLE = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2")
+
+# LoRA placements by preset name; "qv" is the paper's (LORA_TARGETS). GPT-2's "attention" adapts the whole fused
+# c_attn (Q, K and V) and the attention output c_proj.
+LORA_TARGET_PRESETS: dict[str, dict[str, str]] = {
+    "qv": LORA_TARGETS,
+    "attention": {
+        "bert": r"(^|\.)layer\.\d+\.attention\.(self\.(query|key|value)|output\.dense)$",
+        "roberta": r"(^|\.)layer\.\d+\.attention\.(self\.(query|key|value)|output\.dense)$",
+        "xlm-roberta": r"(^|\.)layer\.\d+\.attention\.(self\.(query|key|value)|output\.dense)$",
+        "gpt2": r"(^|\.)h\.\d+\.attn\.(c_attn|c_proj)$",
+        "llama": r"(^|\.)layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)$",
+    },
+    "mlp": {
+        "bert": r"(^|\.)layer\.\d+\.(intermediate|output)\.dense$",
+        "roberta": r"(^|\.)layer\.\d+\.(intermediate|output)\.dense$",
+        "xlm-roberta": r"(^|\.)layer\.\d+\.(intermediate|output)\.dense$",
+        "gpt2": r"(^|\.)h\.\d+\.mlp\.(c_fc|c_proj)$",
+        "llama": r"(^|\.)layers\.\d+\.mlp\.(gate_proj|up_proj|down_proj)$",
+    },
+}
+LORA_TARGET_PRESETS["all_linear"] = {
+    kind: f"(?:{LORA_TARGET_PRESETS['attention'][kind]})|(?:{LORA_TARGET_PRESETS['mlp'][kind]})"
+    for kind in LORA_TARGET_PRESETS["mlp"]
+}
+
 PREFIX_TARGETS: dict[str, str] = {
     "bert": r"(^|\.)layer\.\d+\.attention\.self$",
     "roberta": r"(^|\.)layer\.\d+\.attention\.self$",
@@ -53,6 +83,15 @@ HEAD_MODULES: dict[str, tuple[str, ...]] = {
     "gpt2": ("score", "lm_head"),
     "llama": ("score", "lm_head"),
 }
+
+
+def _share_llama_layout() -> None:
+    for table in (ADAPTER_TARGETS, ATTENTION_OUTPUT_TARGETS, HEAD_MODULES, *LORA_TARGET_PRESETS.values()):
+        for kind in LLAMA_STYLE[1:]:
+            table[kind] = table["llama"]
+
+
+_share_llama_layout()
 
 
 def model_type(model: nn.Module) -> str:

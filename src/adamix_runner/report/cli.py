@@ -7,8 +7,11 @@
 table=1 is short for table=table1. `runs` is the output root (the folder with runs/, or any folder of run
 folders; default outputs for the paper profile and outputs/smoke for the smoke one). A table writes
 <out>/<id>.md, .csv, .tex, <id>-curves.png (training loss per task and row) and, for inference tables with random
-routing (Figure 5), <id>-violin.png. A sweep writes <out>/<name>.md, .csv, .tex, <name>-curves.png and, when it
-varies peft.adapter_dim and peft.num_experts, <name>-heatmap*.png. Exit 2 with one line on bad input.
+routing (Figure 5), <id>-violin.png. A table that declares a `baseline` also gets, in <id>.md and .tex, the
+difference of each cell from its baseline cell with a 95 % interval over seeds (paired t when the seeds pair the
+runs, else Welch's t; ‡ where it excludes 0), and <id>-differences.csv. A sweep writes <out>/<name>.md, .csv,
+.tex, <name>-curves.png and, when it varies peft.adapter_dim and peft.num_experts, <name>-heatmap*.png.
+Exit 2 with one line on bad input; --help prints this.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 from adamix_runner.errors import UserError
-from adamix_runner.report import declaration, figures, grid, render, sweep
+from adamix_runner.report import baseline, declaration, figures, grid, render, sweep
 from adamix_runner.report import paper as paper_data
 from adamix_runner.report.aggregate import scale
 from adamix_runner.report.runs import RunRecord, scan
@@ -27,8 +30,10 @@ PROFILE_ROOTS = {"paper": "outputs", "smoke": "outputs/smoke"}
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
-    """`sweep` or `table=...` plus key=value options."""
+    """`sweep` or `table=...` plus key=value options; `help` for the usage."""
     mode, options = "table", {}
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        return "help", options
     for arg in argv:
         if arg == "sweep":
             mode = "sweep"
@@ -89,7 +94,12 @@ def report_table(name: str, root: Path, profile: str, out: Path, seeds: int | No
     decl = declaration.load(name)
     runs = scan(root) if root.exists() else []
     table = grid.build(decl, runs, profile, seeds)
-    written = render.write(out, table.id, [render.sheet(table)], render.records(table))
+    comparisons = baseline.compare(table, baseline.table_pairs(decl), (decl.get("average") or {}).get("columns"))
+    sheets = [render.sheet(table)] + ([baseline.sheet(table, comparisons)] if comparisons else [])
+    written = render.write(out, table.id, sheets, render.records(table))
+    if comparisons:
+        differences = baseline.records(table, comparisons)
+        written.append(render.write_csv(out / f"{table.id}-differences.csv", differences))
     written.append(
         figures.curves(_curves(table), out / f"{table.id}-curves.png", f"{table.id}: training loss", "train/loss")
     )
@@ -118,6 +128,9 @@ def report_sweep(root: Path, out: Path, name: str) -> list[Path]:
 
 def run(argv: list[str]) -> list[Path]:
     mode, options = parse(argv)
+    if mode == "help":
+        print(__doc__.strip())
+        return []
     if mode == "sweep":
         root = Path(options["runs"])
         return report_sweep(root, Path(options.get("out", root / "reports")), options.get("name", "sweep"))

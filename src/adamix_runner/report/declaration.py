@@ -1,8 +1,11 @@
 """A table's declaration (conf/table/<id>.yaml, the contract in docs/ARCHITECTURE.md), read without Hydra.
 
 Keys read here: id, title, paper_table, kind (grid | inference), profiles.<name>.model, tasks, columns, average,
-seeds, recipes.<task>.source, rows (id, label, paper_row, match, source, recipe, not_run) and, for inference
-tables, from, rows_from, rules, random_eval_seeds. Other keys (the launch side's) are ignored.
+seeds, recipes.<task>.source, rows (id, label, paper_row, match, source, recipe, not_run), baseline and, for
+inference tables, from, rows_from, rules, random_eval_seeds. Other keys (the launch side's) are ignored.
+
+`baseline` names what each cell is compared with: one row id (every other row against it), or a list of
+[row, baseline row] pairs. An inference table's rows are `<source row>:<rule>`.
 
 `columns` is keyed by task (`mnli: {metric, label}`); a table with several metrics of one task (E2E's BLEU, NIST,
 ...) keys its columns by any id and names the task in each (`bleu: {task: e2e, metric: test/bleu, label: BLEU}`).
@@ -87,6 +90,36 @@ def columns(table: dict[str, Any]) -> list[Column]:
     covered = {column.task for column in found}
     found += [Column(task, task, None, task) for task in table.get("tasks", []) if task not in covered]
     return found
+
+
+def row_ids(table: dict[str, Any]) -> list[str]:
+    """The ids of the rows a built table has: the declared rows, or an inference table's `<source row>:<rule>`."""
+    if table.get("kind") != "inference":
+        return [row["id"] for row in table.get("rows") or []]
+    declared = [row["rule"] for row in table.get("rows") or [] if "rule" in row] or list(table.get("rules") or [])
+    return [f"{row}:{rule}" for row in table.get("rows_from") or [] for rule in declared]
+
+
+def baseline_pairs(table: dict[str, Any], rows: list[str]) -> list[tuple[str, str]]:
+    """The declared (row, baseline row) comparisons, checked against the table's rows `rows`."""
+    spec = table.get("baseline")
+    if spec is None:
+        return []
+    where = f"table {table.get('id')}: baseline"
+    if isinstance(spec, str):
+        not_run = {row["id"] for row in table.get("rows") or [] if row.get("not_run")}
+        pairs = [(row, spec) for row in rows if row != spec and row not in not_run]
+    elif isinstance(spec, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in spec):
+        pairs = [(str(row), str(base)) for row, base in spec]
+    else:
+        raise UserError(f"{where} must be a row id or a list of [row, baseline row] pairs, not {spec!r}.")
+    for name in {name for pair in pairs for name in pair} | ({spec} if isinstance(spec, str) else set()):
+        if name not in rows:
+            raise UserError(f"{where} names '{name}', which is no row of the table; its rows: {', '.join(rows)}.")
+    for row, base in pairs:
+        if row == base:
+            raise UserError(f"{where} compares row '{row}' with itself; name two different rows.")
+    return pairs
 
 
 def profile_model(table: dict[str, Any], profile: str) -> str | None:

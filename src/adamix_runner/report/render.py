@@ -33,10 +33,16 @@ def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.2f}"
 
 
+OFFICIAL_PRECISION = "fp32"  # the official scripts train in fp32
+
+
 def _recipe(row: Row) -> str:
+    """paper / ours, and the precision the row's runs trained in when it is not the official fp32."""
     if row.not_run:
         return f"not run: {row.not_run}"
-    return "+".join(sorted({source.split(":")[0].strip() for source in row.sources.values() if source}))
+    recipe = "+".join(sorted({source.split(":")[0].strip() for source in row.sources.values() if source}))
+    other = sorted({run.precision() for runs in row.runs.values() for run in runs} - {OFFICIAL_PRECISION})
+    return f"{recipe}; {'/'.join(other)}, not the official fp32" if other else recipe
 
 
 def sheet(table: Table) -> Sheet:
@@ -147,7 +153,7 @@ def markdown(sheets: list[Sheet]) -> str:
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-               "−": "-", "–": "--", "†": r"$^\dagger$", "◇": r"$^\diamond$"}  # fmt: skip
+               "−": "-", "–": "--", "†": r"$^\dagger$", "◇": r"$^\diamond$", "‡": r"$^\ddagger$"}  # fmt: skip
 
 
 def tex_escape(text: str) -> str:
@@ -180,9 +186,14 @@ def write(out: Path, name: str, sheets: list[Sheet], rows: list[dict[str, Any]])
     paths = [out / f"{name}.md", out / f"{name}.tex", out / f"{name}.csv"]
     paths[0].write_text(markdown(sheets), encoding="utf-8")
     paths[1].write_text(latex(sheets), encoding="utf-8")
-    with paths[2].open("w", newline="", encoding="utf-8") as handle:
+    write_csv(paths[2], rows)
+    return paths
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         fields = list(rows[0]) if rows else ["table"]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    return paths
+    return path

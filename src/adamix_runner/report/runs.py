@@ -23,6 +23,14 @@ class RunRecord:
     timing: dict[str, float] = field(default_factory=dict)
     evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
     mtime: float = 0.0
+    runtime: dict[str, Any] = field(default_factory=dict)  # results.json "runtime": what actually ran, when recorded
+
+    def precision(self) -> str:
+        """What the run trained in: results.json runtime.mixed_precision when recorded, else its config's
+        train.mixed_precision; "no" reads fp32 (tf32 when the run allowed TF32)."""
+        mixed = self.runtime.get("mixed_precision", self.get("train.mixed_precision", "no"))
+        tf32 = self.runtime.get("allow_tf32", self.get("train.allow_tf32", False))
+        return str(mixed) if mixed not in (None, "no") else "tf32" if tf32 else "fp32"
 
     def get(self, dotted: str, default: Any = None) -> Any:
         return lookup(self.config, dotted, default)
@@ -78,6 +86,7 @@ def load_run(results: Path) -> RunRecord:
         timing=record.get("timing", {}),
         evaluations=evaluations,
         mtime=results.stat().st_mtime,
+        runtime=record.get("runtime") or {},
     )
 
 

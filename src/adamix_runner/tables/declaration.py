@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import adamix_runner.conf
 from adamix_runner.errors import UserError
+from adamix_runner.report import declaration as report_declaration
 
 TABLE_DIR = Path(adamix_runner.conf.__file__).parent / "table"
 PROFILES = ("paper", "smoke")
@@ -76,6 +77,11 @@ def _check(decl: DictConfig, name: str) -> None:
     require("paper" in decl.profiles, "needs a paper profile")
     row_ids = [row.id for row in decl.rows]
     require(len(row_ids) == len(set(row_ids)), "row ids must be unique")
+    plain = OmegaConf.to_container(decl, resolve=False)
+    try:
+        report_declaration.baseline_pairs(plain, report_declaration.row_ids(plain))
+    except UserError as error:
+        raise UserError(f"conf/table/{name}: {error}") from None
     for task in decl.get("recipes") or {}:
         require(task in decl.tasks, f"recipe for '{task}', which is not among tasks {list(decl.tasks)}")
     if decl.kind == "inference":

@@ -11,7 +11,7 @@ from pathlib import Path
 from adamix_runner.errors import UserError
 from adamix_runner.tables.plan import TablePlan
 
-LAUNCHERS = ("basic", "local_parallel", "slurm")
+LAUNCHERS = ("basic", "local_parallel", "slurm", "submitit_local")  # submitit_local: the SLURM path as local jobs
 
 
 def tool(name: str) -> str:
@@ -23,10 +23,19 @@ def tool(name: str) -> str:
     return found
 
 
-def train_command(plan: TablePlan, launcher: str, extra: list[str]) -> list[str]:
-    """One Hydra multirun over every (cell x seed): the table sweeper expands the declaration (hydra_plugins)."""
+def launcher_overrides(launcher: str) -> list[str]:
+    """The Hydra override that selects `launcher`; PLAN composes every cell with it, so that the user's
+    hydra.launcher.* keys compose (and a misspelt one fails) before anything is launched."""
     if launcher not in LAUNCHERS:
         raise UserError(f"LAUNCHER must be one of {', '.join(LAUNCHERS)}, not '{launcher}'")
+    return [] if launcher == "basic" else [f"hydra/launcher={launcher}"]
+
+
+def train_command(plan: TablePlan, launcher: str, extra: list[str]) -> list[str]:
+    """One Hydra multirun over every (cell x seed), the longest cells first: the table sweeper expands the
+    declaration (hydra_plugins) in the order PLAN gives it."""
+    hydra_launcher = launcher_overrides(launcher)
+    order = ",".join(map(str, plan.longest_first()))
     command = [
         tool("adamix-run"),
         "-m",
@@ -34,10 +43,10 @@ def train_command(plan: TablePlan, launcher: str, extra: list[str]) -> list[str]
         f"hydra.sweeper.table={plan.decl.id}",
         f"hydra.sweeper.profile={plan.profile}",
         f"hydra.sweeper.seeds={len(plan.seeds)}",
+        f"hydra.sweeper.order=[{order}]",
         f"output_root={plan.root}",
+        *hydra_launcher,
     ]
-    if launcher != "basic":
-        command.append(f"hydra/launcher={launcher}")
     return [*command, *extra]
 
 
@@ -49,7 +58,14 @@ def evaluate_command(plan: TablePlan, run_dirs: list[Path]) -> list[str]:
 
 
 def report_command(plan: TablePlan) -> list[str]:
-    return [tool("adamix-report"), f"table={plan.decl.id}", f"runs={plan.root}", f"profile={plan.profile}"]
+    """The report of the seeds that ran (SEEDS=n), not the declaration's default."""
+    return [
+        tool("adamix-report"),
+        f"table={plan.decl.id}",
+        f"runs={plan.root}",
+        f"profile={plan.profile}",
+        f"seeds={len(plan.seeds)}",
+    ]
 
 
 def _call(command: list[str]) -> int:

@@ -36,3 +36,7 @@ EVAL = {  # all evaluation splits of the task together (MNLI: matched + mismatch
     "dart": 12_552,
     "polarity": 800,
 }
+
+GENERATION_INPUTS = {  # distinct inputs the final beam search decodes (references grouped per input)
+    "e2e": 630,  # the E2E test set's meaning representations (conf/task/e2e.yaml)
+}

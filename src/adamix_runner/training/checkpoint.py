@@ -1,7 +1,8 @@
 """Resumable training state, written so that a crash never leaves a checkpoint that load would take half-written.
 
 Layout of `directory/`: `trainable.safetensors` (what trains), `state.pt` (optimizer, scheduler, router
-generators, RNG states; tensors and plain containers only, so `torch.load(weights_only=True)` reads it),
+generators, every rank's RNG states, the fp16 GradScaler; tensors and plain containers only, so
+`torch.load(weights_only=True)` reads it),
 `progress.json` (the loop's counters) and a `complete` marker written last.
 
 A save writes everything into the sibling `<name>.tmp`, moves the previous checkpoint aside to `<name>.old`,
@@ -39,6 +40,14 @@ class Checkpoint:
     router_state: dict
     progress: dict
     rng: dict
+    rng_per_rank: list[dict] | None = None
+    scaler_state: dict | None = None
+
+    def rng_of_rank(self, rank: int) -> dict:
+        """This rank's RNG states (rank 0's in checkpoints written before they were kept per rank)."""
+        if self.rng_per_rank is None or rank >= len(self.rng_per_rank):
+            return self.rng
+        return self.rng_per_rank[rank]
 
 
 def rng_state() -> dict[str, Any]:
@@ -90,14 +99,21 @@ def save_checkpoint(
     scheduler_state: dict,
     router_state: dict,
     progress: dict,
+    rng_per_rank: list[dict] | None = None,
+    scaler_state: dict | None = None,
 ) -> None:
-    """Write a complete checkpoint to `directory`, replacing the previous one atomically."""
+    """Write a complete checkpoint to `directory`, replacing the previous one atomically. `rng_per_rank`: every
+    rank's :func:`rng_state` (default: this process's alone)."""
     directory = Path(directory)
     staging, previous = _siblings(directory)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save_file({name: tensor.detach().cpu().contiguous() for name, tensor in trainable.items()}, staging / WEIGHTS_FILE)
-    state = {"optimizer": optimizer_state, "scheduler": scheduler_state, "router": router_state, "rng": rng_state()}
+    ranks = rng_per_rank or [rng_state()]
+    state = {"optimizer": optimizer_state, "scheduler": scheduler_state, "router": router_state, "rng": ranks[0]}
+    state["rng_per_rank"] = ranks
+    if scaler_state is not None:
+        state["scaler"] = scaler_state
     torch.save(state, staging / STATE_FILE)
     (staging / PROGRESS_FILE).write_text(json.dumps(progress, indent=1))
     for name in (WEIGHTS_FILE, STATE_FILE, PROGRESS_FILE):
@@ -148,6 +164,8 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         router_state=state["router"],
         progress=progress,
         rng=state["rng"],
+        rng_per_rank=state.get("rng_per_rank"),
+        scaler_state=state.get("scaler"),
     )
 
 

@@ -9,6 +9,7 @@ Not here: merging and the final evaluation (run.py), tokenization (tasks/).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import compile_regions
+from accelerate.utils import compile_regions, gather_object
 
+from adamix_runner.adaptation.mixture import ExpertLinear
 from adamix_runner.errors import UserError
 from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training.optim import build_optimizer, build_scheduler
-from adamix_runner.training.signals import Interrupted, StopSignals
+from adamix_runner.training.signals import Interrupted, StopSignals, agreed_stop
 
 BEST_PREFIX = "best::"
 RESUMED_PREFIX = "resumed/"  # metrics.jsonl keys of the record that says where a run resumed
@@ -100,10 +102,15 @@ class _Run:
     finite_flags: list[tuple[int, torch.Tensor]] = field(default_factory=list)
 
     def save(self) -> None:
-        """A checkpoint of the current state (main process only), never of non-finite weights."""
+        """A checkpoint of the current state, written by the main process, never of non-finite weights. Every rank
+        calls it at the same step: each rank's RNG states are gathered (dropout draws differ per rank)."""
         self.check_finite()
-        if not self.setup.accelerator.is_main_process:
+        accelerator = self.setup.accelerator
+        rng = ckpt.rng_state()
+        rng_per_rank = gather_object([rng]) if accelerator.num_processes > 1 else [rng]
+        if not accelerator.is_main_process:
             return
+        scaler = accelerator.scaler
         trainable = _snapshot(self.setup.params)
         trainable.update({BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
         try:
@@ -115,7 +122,9 @@ class _Run:
                 optimizer_state=self.optimizer.state_dict(),
                 scheduler_state=self.scheduler.state_dict(),
                 router_state=self.setup.router.state_dict(),
-                progress=self.state.__dict__,
+                progress={**self.state.__dict__, "world_size": accelerator.num_processes},
+                rng_per_rank=rng_per_rank,
+                scaler_state=None if scaler is None else scaler.state_dict(),
             )
         except OSError as error:
             raise UserError(str(error)) from error
@@ -138,7 +147,7 @@ class _Run:
 
     def evaluate(self) -> None:
         self.check_finite()
-        metrics = self.setup.evaluate()
+        metrics = evaluate_with_autocast(self.setup)
         self.model.train()
         self.tracker.log(metrics, step=self.state.global_step)
         score = metrics[self.setup.primary_metric]
@@ -167,18 +176,50 @@ def _check_fits(saved: ckpt.Checkpoint, current: dict[str, torch.Tensor], folder
             )
 
 
+def evaluate_with_autocast(setup: LoopSetup) -> dict[str, float]:
+    """The evaluation under the run's mixed precision: the pipelines' closures hold the uncompiled model, which
+    Accelerate's autocast patch (applied to the compiled one) does not reach."""
+    with setup.accelerator.autocast():
+        return setup.evaluate()
+
+
+def _same_on_every_rank(step: int, world_size: int, accelerator: Accelerator, folder) -> None:
+    """Every rank must continue the same checkpoint with the same number of processes: a node that does not see
+    the checkpoint (a node-local output_root) would start at step 0 and hang the others at the end."""
+    if world_size != accelerator.num_processes:
+        raise UserError(
+            f"the checkpoint {folder} was written by {world_size} processes "
+            f"and this run has {accelerator.num_processes}: the data shards and per-rank RNG states would differ. "
+            f"Resume with {world_size} processes, or overwrite=true to start afresh."
+        )
+    if accelerator.num_processes == 1:
+        return
+    steps = accelerator.gather(torch.tensor([step], device=accelerator.device)).tolist()
+    if len(set(steps)) > 1:
+        raise UserError(
+            f"the ranks found different checkpoints to resume (steps {steps}): every node must see the same "
+            "output_root; put it on a shared filesystem."
+        )
+
+
 def _restore(setup: LoopSetup, optimizer, scheduler):
-    """Load the newest complete checkpoint into the model, optimizer, scheduler and router.
+    """Load the newest complete checkpoint into the model, optimizer, scheduler, router and GradScaler.
 
     Returns (state, best weights, checkpoint folder). The data loaders own their generators (run.py), so
-    restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end.
+    restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end; under
+    DDP each rank restores its own.
     """
+    accelerator = setup.accelerator
     try:
         saved, folder = ckpt.load_latest(setup.checkpoint_dir)
     except ValueError as error:
         raise UserError(str(error)) from error
     if saved is None:
+        _same_on_every_rank(0, accelerator.num_processes, accelerator, setup.checkpoint_dir)
         return LoopState(), {}, None
+    progress = dict(saved.progress)
+    written_by = progress.pop("world_size", accelerator.num_processes)  # not recorded before per-rank states
+    _same_on_every_rank(progress["global_step"], written_by, accelerator, folder)
     current = dict(setup.params)
     _check_fits(saved, current, folder)
     with torch.no_grad():
@@ -187,9 +228,11 @@ def _restore(setup: LoopSetup, optimizer, scheduler):
     optimizer.load_state_dict(saved.optimizer_state)
     scheduler.load_state_dict(saved.scheduler_state)
     setup.router.load_state_dict(saved.router_state)
-    ckpt.restore_rng(saved.rng)
+    if saved.scaler_state is not None and accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(saved.scaler_state)
+    ckpt.restore_rng(saved.rng_of_rank(accelerator.process_index))
     best = {k[len(BEST_PREFIX) :]: v for k, v in saved.trainable.items() if k.startswith(BEST_PREFIX)}
-    return LoopState(**saved.progress), best, str(folder)
+    return LoopState(**progress), best, str(folder)
 
 
 def _finite_on_every_rank(loss: torch.Tensor, accelerator: Accelerator) -> bool:
@@ -209,7 +252,7 @@ def _step(run: _Run, batch, trainable) -> torch.Tensor | None:
         if accelerator.sync_gradients and cfg.max_grad_norm > 0:
             accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
         run.optimizer.step()
-        if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+        if accelerator.sync_gradients:  # also after an fp16 overflow skip: the schedule follows global_step
             run.scheduler.step()
         run.optimizer.zero_grad()
     return loss.detach()
@@ -229,18 +272,52 @@ def _resume_report(folder: str | None, state: LoopState) -> dict | None:
     return {"checkpoint": folder, "step": state.global_step, "epoch": state.epoch, "batch": state.batches_done}
 
 
-def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> Trained:
+def _refuse_gradient_checkpointing(model) -> None:
+    """The recompute of a checkpointed layer restores the global RNGs, not the router's generator: it would draw
+    other experts than the forward did (wrong gradients, a router that advances twice per step)."""
+    routed = any(isinstance(m, ExpertLinear) and m.num_experts > 1 for m in model.modules())
+    if routed and getattr(model, "is_activation_checkpointing", False):
+        raise UserError(
+            "gradient checkpointing is on and the model has a mixture with num_experts > 1: its recompute would "
+            "route to other experts than the forward did. Call model.gradient_checkpointing_disable(), or train "
+            "with peft.num_experts=1."
+        )
+
+
+def _pin_on_cuda(loader, device: torch.device) -> None:
+    """Pinned host batches, so that Accelerate's non_blocking copy overlaps the previous step (a pageable copy
+    waits for the device). Accelerate's prepare copies the attribute into the loader it builds."""
+    if device.type == "cuda" and isinstance(loader, torch.utils.data.DataLoader):
+        loader.pin_memory = True
+
+
+def _clock_due(every_s: float, saved_at: float) -> bool:
+    return every_s > 0 and time.monotonic() - saved_at >= every_s
+
+
+def train(model, train_cfg, setup: LoopSetup, tracker, progress=None, signals: StopSignals | None = None) -> Trained:
     """Train `model` in place; with `select=best`, the best evaluated weights are loaded back at the end.
 
     Checkpoints (and the stop on a signal) come only at optimizer-step boundaries, never inside an accumulation
-    window: a resumed run then replays exactly what an uninterrupted one would, with any `grad_accum`."""
+    window: a resumed run then replays exactly what an uninterrupted one would, with any `grad_accum`. `signals`
+    is the caller's :class:`StopSignals` (run.py keeps it until the `interrupted` record is written); without one,
+    the loop installs its own."""
+    with contextlib.ExitStack() as stack:
+        if signals is None:
+            signals = stack.enter_context(StopSignals())
+        return _train(model, train_cfg, setup, tracker, progress, signals)
+
+
+def _train(model, train_cfg, setup: LoopSetup, tracker, progress, signals: StopSignals) -> Trained:
     accelerator = setup.accelerator
+    _refuse_gradient_checkpointing(model)
     trainable = [param for _, param in setup.params]
     optimizer = build_optimizer(
         model, trainable, train_cfg.lr, train_cfg.weight_decay, train_cfg.adam_epsilon, train_cfg.decay_all
     )
     if train_cfg.compile:
         model = compile_model(model)  # before DDP wraps it: DDP then syncs gradients of the compiled regions
+    _pin_on_cuda(setup.train_loader, accelerator.device)
     model, optimizer, loader = accelerator.prepare(model, optimizer, setup.train_loader)
     # Steps count this process's share of the data; the scheduler is ours (not prepared), stepped once per
     # optimizer step, so that it sees the same schedule on one process or many.
@@ -260,53 +337,52 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None) -> Trained
     model.train()
     running, batches_since_log, skipped = torch.zeros((), device=accelerator.device), 0, 0
     samples, started = 0, time.perf_counter()
-    with StopSignals() as signals:
-        while state.global_step < steps:
-            loader.set_epoch(state.epoch)
-            # A resumed epoch skips its done batches in the sampler: they are neither loaded nor collated.
-            batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
-            for batch in batches:
-                loss = _step(run, batch, trainable)
-                state.batches_done += 1
-                samples += len(batch["labels"]) * accelerator.num_processes
-                if loss is None:
-                    skipped += 1
-                else:
-                    run.finite_flags.append((state.global_step + 1, torch.isfinite(loss)))
-                    running += loss
-                    batches_since_log += 1
-                if accelerator.sync_gradients:
-                    state.global_step += 1
-                    if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
-                        run.check_finite()
-                        lr = scheduler.get_last_lr()[0]
-                        loss_value = accelerator.reduce(running, "mean").item() / max(batches_since_log, 1)
-                        logged = {"train/loss": loss_value, "train/lr": lr}
-                        tracker.log({**logged, **({"train/skipped": skipped} if skipped else {})}, state.global_step)
-                        if progress is not None:
-                            rate = samples / max(time.perf_counter() - started, 1e-9)
-                            progress.update_progress(state.global_step, loss_value, lr, rate)
-                        running.zero_()
-                        batches_since_log = 0
-                    if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
-                        run.evaluate()
-                    by_steps = train_cfg.checkpoint_every_steps and not (
-                        state.global_step % train_cfg.checkpoint_every_steps
-                    )
-                    by_clock = every_s > 0 and time.monotonic() - saved_at >= every_s
-                    if by_steps or by_clock or signals.received is not None:
-                        run.save()
-                        saved_at = time.monotonic()
-                    if signals.received is not None:
-                        raise Interrupted(signals.received, state.global_step, run.last_checkpoint)
-                if state.global_step >= steps:
-                    break
-            if state.batches_done == len(loader):
-                state.epoch, state.batches_done = state.epoch + 1, 0
-                if train_cfg.eval_every_epoch:
+    while state.global_step < steps:
+        loader.set_epoch(state.epoch)
+        # A resumed epoch skips its done batches in the sampler: they are neither loaded nor collated.
+        batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+        for batch in batches:
+            loss = _step(run, batch, trainable)
+            state.batches_done += 1
+            samples += len(batch["labels"]) * accelerator.num_processes
+            if loss is None:
+                skipped += 1
+            else:
+                run.finite_flags.append((state.global_step + 1, torch.isfinite(loss)))
+                running += loss
+                batches_since_log += 1
+            if accelerator.sync_gradients:
+                state.global_step += 1
+                if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
+                    run.check_finite()
+                    lr = scheduler.get_last_lr()[0]
+                    loss_value = accelerator.reduce(running, "mean").item() / max(batches_since_log, 1)
+                    logged = {"train/loss": loss_value, "train/lr": lr}
+                    tracker.log({**logged, **({"train/skipped": skipped} if skipped else {})}, state.global_step)
+                    if progress is not None:
+                        rate = samples / max(time.perf_counter() - started, 1e-9)
+                        progress.update_progress(state.global_step, loss_value, lr, rate)
+                    running.zero_()
+                    batches_since_log = 0
+                if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
                     run.evaluate()
-                run.save()
-                saved_at = time.monotonic()
+                by_steps = train_cfg.checkpoint_every_steps and not (
+                    state.global_step % train_cfg.checkpoint_every_steps
+                )
+                stop, by_clock = agreed_stop(signals.received, _clock_due(every_s, saved_at), accelerator)
+                if by_steps or by_clock or stop is not None:
+                    run.save()
+                    saved_at = time.monotonic()
+                if stop is not None:
+                    raise Interrupted(stop, state.global_step, run.last_checkpoint)
+            if state.global_step >= steps:
+                break
+        if state.batches_done == len(loader):
+            state.epoch, state.batches_done = state.epoch + 1, 0
+            if train_cfg.eval_every_epoch:
+                run.evaluate()
+            run.save()
+            saved_at = time.monotonic()
     run.check_finite()
     if progress is not None:
         progress.stop_progress()
