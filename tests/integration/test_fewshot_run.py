@@ -51,12 +51,18 @@ def test_list_adapter_counts_on_roberta_large(compose_run):
 
 @pytest.mark.parametrize("model", ["tiny-roberta", pytest.param("tiny-gpt2", marks=pytest.mark.slow)])
 def test_adamix_prompt_run_trains_merges_and_reloads_to_the_same_metrics(compose_run, model):
-    overrides = [*LOCAL, f"model={model}", "peft=adamix_list", "fewshot.k=24", *SHORT]
+    overrides = [*LOCAL, f"model={model}", "peft=adamix_list", "fewshot.k=24", *SHORT, "train.log_every_steps=1"]
     trained = run(compose_run(*overrides))
     record = trained.record
     assert record["status"] == "completed" and record["primary_metric"] == "validation/accuracy"
     assert 0 <= record["metrics"]["validation/accuracy"] <= 1
+    logged = [json.loads(line) for line in (trained.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["train/loss"] for row in logged if "train/loss" in row]
+    assert len(losses) == 2 and losses[0] != losses[1]  # it trained: two optimizer steps
     saved = trained.run_dir / "adapter"
+    config = json.loads((saved / "adapter_config.json").read_text())
+    assert (config["merged"], config["num_experts"], config["experts"]) == (True, 1, 4)  # merged, experts kept
+    assert (saved / "experts.safetensors").is_file()
     reloaded = run(compose_run(*overrides, "eval_only=true", f"adapter_path={saved}"))
     assert reloaded.record["metrics"] == record["metrics"]
 

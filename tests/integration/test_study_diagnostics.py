@@ -26,4 +26,4 @@ def test_diagnostics_rebuild_the_runs_init_and_read_its_experts(compose_run, ini
     else:
         assert found["down_merge_shrinkage_at_init"] == pytest.approx(shrinkage_at_init)
     moved = diagnose(run(compose_run(*MRPC, *SHORT, "train.lr=1e-2", f"peft.expert_init={init}")).run_dir)
-    assert moved["down_movement"] > 0 and moved["up_movement"] > 0
+    assert moved["down_movement"] > 1e-3 and moved["up_movement"] > 1e-3  # a million times the still run's

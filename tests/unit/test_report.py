@@ -52,8 +52,12 @@ def make_run(root: Path, task: str, method: str, seed: int, status="completed", 
     config = {"task": {"name": task}, "model": {"name": model}, "peft": peft, "seed": seed, "output_root": str(root)}
     folder = root / "runs" / task / model / method / f"h{peft['adapter_dim']}x{peft['num_experts']}" / f"seed{seed}"
     folder.mkdir(parents=True)
-    record = {"status": status, "config": config, "primary_metric": "validation/accuracy", "seed": seed}
+    (folder / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(config), folder / ".hydra" / "config.yaml")
+    # a failed run's record has no config (run.record_failure): the report finds it through .hydra/config.yaml
+    record = {"status": status, "error": "RuntimeError: boom", "config_hash": "h"}
     if status == "completed":
+        record = {"status": status, "config": config, "primary_metric": "validation/accuracy", "seed": seed}
         record |= {"metrics": metrics, "params": {"inference": 811392, "trainable": 1, "backbone": 2}}
         record |= {"timing": {"train_s": 10.0}}
     (folder / "results.json").write_text(json.dumps(record))
@@ -175,7 +179,11 @@ def test_the_report_writes_md_csv_tex_and_curves(runs, tmp_path, monkeypatch):
     assert len(rows) == 3 * 3  # 3 rows x (2 columns + the average)
     lora_mrpc = next(r for r in rows if r["row"] == "lora" and r["column"] == "mrpc")
     assert (lora_mrpc["status"], lora_mrpc["n"], lora_mrpc["paper"]) == ("failed", "0", "90.2")
-    assert written[3].stat().st_size > 5000
+    drawn = json.loads(written[3].with_suffix(".json").read_text())["panels"]  # what the curves PNG shows
+    assert drawn == {
+        "RTE": {"AdaMix": [[1, 1.0], [2, 0.5]], "LoRA": [[1, 1.0], [2, 0.5]]},
+        "MRPC": {"AdaMix": [[1, 1.0], [2, 0.5]]},
+    }
 
 
 def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeypatch):
@@ -198,7 +206,9 @@ def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeyp
     assert (merge.paper["rte"], random.paper["rte"]) == (89.2, "87.4–89.9")  # roberta-large's Figure 5 reading
     written = cli.run(["table=fig5", f"runs={root}", f"out={tmp_path / 'rep'}"])
     assert [p.name for p in written][-1] == "fig5-violin.png"
-    assert written[-1].stat().st_size > 5000
+    drawn = json.loads(written[-1].with_suffix(".json").read_text())["tasks"]["RTE"]
+    assert sorted(drawn["random routing"]) == pytest.approx([80.0, 81.0, 81.0, 82.0, 82.0, 83.0])
+    assert drawn["AdaMix (merged)"] == pytest.approx([85.0])
 
 
 def test_the_experts_rule_is_the_mean_of_every_single_expert_and_needs_them_all(tmp_path, monkeypatch):
@@ -235,7 +245,8 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     md = written[0].read_text()
     assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in md
     assert md.index("| 8 | 1 |") < md.index("| 8 | 4 |") < md.index("| 16 | 1 |")  # numbers in numeric order
-    assert written[-1].stat().st_size > 5000
+    drawn = json.loads(written[-1].with_suffix(".json").read_text())
+    assert drawn["values"] == [pytest.approx([108.0, 408.0]), pytest.approx([116.0, 416.0])]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,9 @@ from adamix_runner.report import paper
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 METHOD = REFERENCE / "adamix-method.md"
 FEWSHOT = REFERENCE / "fewshot-and-tables.md"
-pytestmark = pytest.mark.skipif(not METHOD.exists(), reason="../shared/reference is absent (the method reference)")
+needs_reference = pytest.mark.skipif(
+    not METHOD.exists(), reason="../shared/reference is absent (the method reference)"
+)
 
 GLUE = {
     "MNLI": ("mnli", ["accuracy"]),
@@ -76,6 +78,7 @@ def _section_7() -> str:
     return text[text.index("## 7. Result tables") : text.index("### 7.4")]
 
 
+@needs_reference
 @pytest.mark.parametrize(("index", "table", "task"), [(i, t, task) for i, (t, task) in enumerate(TABLES)])
 def test_paper_numbers_equal_the_method_references_tables(index, table, task):
     reference = _reference_rows(_markdown_tables(_section_7())[index], task)
@@ -92,6 +95,7 @@ def test_paper_numbers_equal_the_method_references_tables(index, table, task):
                 assert row["results"][name] == values, (key, name)
 
 
+@needs_reference
 def test_figure5_ranges_equal_the_few_shot_reference():
     if not FEWSHOT.exists():
         pytest.skip("../shared/reference/fewshot-and-tables.md is absent")

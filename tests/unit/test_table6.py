@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from adamix_runner.cli import CONFIG_DIR
 from adamix_runner.config import validate
+from adamix_runner.tables import declaration
 from tests.conftest import compose_config
 
 TABLE = OmegaConf.load(Path(CONFIG_DIR) / "table" / "table6.yaml")
@@ -24,9 +25,10 @@ def test_table6_declares_the_grid_without_paper_numbers():
 
 
 def _cell(profile: str, row_index: int, task: str):
-    row, chosen = TABLE.rows[row_index], TABLE.profiles[profile]
-    overrides = [f"model={chosen.model}", *chosen.overrides, *TABLE.common, *row.overrides, f"task={task}"]
-    cfg = compose_config(*overrides)
+    """The cell exactly as adamix-table and the sweeper compose it (tables/declaration.py)."""
+    row = TABLE.rows[row_index]
+    (cell,) = [c for c in declaration.cells(declaration.load("table6"), profile) if (c.row, c.task) == (row.id, task)]
+    cfg = compose_config(*cell.overrides)
     validate(cfg)
     return row, cfg
 

@@ -1,10 +1,16 @@
 """PNG figures with matplotlib's Agg backend (no display): the Figure 5 violin plot, the adapter_dim × num_experts
-heatmap of a sweep, and training curves from metrics.jsonl."""
+heatmap of a sweep, and training curves from metrics.jsonl.
+
+Beside each <name>.png lies <name>.json: the values read back from the figure's own artists (the points of each
+line and scatter, the heatmap's squares), so that a reader or a test can check what was drawn, not only that a
+file exists."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 
 def _pyplot():
@@ -48,7 +54,21 @@ def violin(
         labelled[0].legend(fontsize=6, loc="lower left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    drawn = {ax.get_title(): _scatters(ax) for ax in axes[0]}
+    return _save(fig, plt, path, {"title": title, "tasks": drawn})
+
+
+def _scatters(ax) -> dict[str, Any]:
+    """A violin panel's labelled points (y values) and the paper's range (low, high), as drawn."""
+    drawn: dict[str, Any] = {}
+    for collection in ax.collections:
+        label = collection.get_label()
+        if label == "paper: random range":
+            (low, high), *_ = ([float(y) for _, y in segment] for segment in collection.get_segments())
+            drawn[label] = [low, high]
+        elif label and not label.startswith("_"):
+            drawn[label] = [float(y) for _, y in collection.get_offsets()]
+    return drawn
 
 
 def heatmap(values: dict[tuple[int, int], float], path: Path, title: str, metric: str) -> Path:
@@ -70,7 +90,15 @@ def heatmap(values: dict[tuple[int, int], float], path: Path, title: str, metric
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label=metric)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    shown = image.get_array()
+    drawn = {
+        "title": title,
+        "metric": metric,
+        "peft.adapter_dim": [int(tick.get_text()) for tick in ax.get_yticklabels()],
+        "peft.num_experts": [int(tick.get_text()) for tick in ax.get_xticklabels()],
+        "values": [[None if math.isnan(v) else float(v) for v in row] for row in shown.filled(math.nan).tolist()],
+    }
+    return _save(fig, plt, path, drawn)
 
 
 def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, title: str, key: str) -> Path:
@@ -95,11 +123,18 @@ def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, ti
         axes.flat[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    drawn = {
+        ax.get_title(): {line.get_label(): [[float(x), float(y)] for x, y in line.get_xydata()] for line in ax.lines}
+        for ax in axes.flat
+        if ax.axison
+    }
+    return _save(fig, plt, path, {"title": title, "key": key, "panels": drawn})
 
 
-def _save(fig, plt, path: Path) -> Path:
+def _save(fig, plt, path: Path, drawn: dict[str, Any]) -> Path:
+    """The PNG, and beside it the values read back from its artists (<name>.json)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    path.with_suffix(".json").write_text(json.dumps(drawn) + "\n")
     return path

@@ -155,6 +155,8 @@ def evaluation_files(decl: DictConfig, num_experts: int) -> list[str]:
             names += [f"random-seed{k}" for k in range(int(decl.get("random_eval_seeds", 1)))]
         elif rule == "experts":
             names += [f"fixed-expert{i}" for i in range(num_experts)]
+        elif rule == "fixed":
+            names.append("fixed-expert0")  # adamix-evaluate's default --fixed-expert, the paper's first module
         else:
             names.append(str(rule))
     return names
