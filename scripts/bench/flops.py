@@ -11,33 +11,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers.pytorch_utils import Conv1D
 
-from adamix_runner.adaptation import ExpertLinear
+from adamix_runner.tables.cost import matmul_weights
 
 # Dense bf16/fp16 tensor-core peaks from the vendors' data sheets (SXM parts), in TFLOP/s.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
 
 
-def _matmul_weights(model: nn.Module) -> tuple[int, int]:
-    """(frozen, trained) weights a token multiplies with, one expert per mixture."""
-    frozen = trained = 0
-    for module in model.modules():
-        if isinstance(module, ExpertLinear):
-            weight, count = module.weight, module.weight[0].numel()
-        elif isinstance(module, nn.Linear | Conv1D):
-            weight, count = module.weight, module.weight.numel()
-        else:
-            continue
-        if weight.requires_grad:
-            trained += count
-        else:
-            frozen += count
-    return frozen, trained
-
-
 def train_flops_per_token(model: nn.Module, seq_len: int) -> float:
-    frozen, trained = _matmul_weights(model)
+    frozen, trained = matmul_weights(model, per_row=())  # the bench counts the head and pooler too
     config = model.config
     attention = 4 * config.num_hidden_layers * seq_len * config.hidden_size
     return 4 * frozen + 6 * trained + 3 * attention
