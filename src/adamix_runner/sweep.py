@@ -51,6 +51,7 @@ class SweepReport(Callback):
         os.environ[FAILURES_ENV] = path
         _failed_sweep.clear()
         Path(path).write_text("".join(json.dumps(record) + "\n" for record in _rejected))
+        _rejected.clear()  # this sweep's: a later sweep in the same process starts with none
 
     def on_multirun_end(self, config, **kwargs) -> None:
         path = Path(os.environ.pop(FAILURES_ENV, ""))

@@ -57,6 +57,7 @@ def test_length_grouping_is_seeded_and_changes_the_batch_order(compose_run, tmp_
     assert all((reference[key] == repeated[key]).all() for key in reference)
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_compiled_training_matches_eager_training(compose_run):
     """Without dropout (compiled kernels draw their own dropout masks) the arithmetic is the same."""
     no_dropout = ["+model.architecture.hidden_dropout_prob=0", "+model.architecture.attention_probs_dropout_prob=0"]

@@ -78,6 +78,7 @@ def _run_to_end(root: Path) -> Path:
     return next(root.glob("runs/*/*/*/*/seed0"))
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_result(tmp_path, reference):
     process = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, process)
@@ -90,6 +91,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_result(tmp_path, ref
     _assert_same_result(folder, reference)
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_sigint_saves_a_checkpoint_reports_interrupted_and_resumes(tmp_path, reference):
     process = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, process)
@@ -105,6 +107,7 @@ def test_sigint_saves_a_checkpoint_reports_interrupted_and_resumes(tmp_path, ref
     _assert_same_result(folder, reference)
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_rerunning_a_completed_run_reports_it_and_exits_0(tmp_path, reference):
     folder = _run_to_end(tmp_path)
     before = (folder / "results.json").read_text()

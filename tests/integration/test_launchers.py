@@ -38,6 +38,7 @@ def _sweep(tmp_path: Path, *launcher: str) -> list[dict]:
     return sorted(records, key=lambda record: record["config"]["peft"]["adapter_dim"])
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_submitit_local_runs_each_point_as_a_job(tmp_path):
     records = _sweep(tmp_path, "hydra/launcher=submitit_local")
     assert [record["status"] for record in records] == ["completed", "completed"]

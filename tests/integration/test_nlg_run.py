@@ -89,6 +89,7 @@ def test_a_generation_task_refuses_an_encoder_only_model(compose_run):
         run(compose_run("task=e2e", "model=bert-base"))
 
 
+@pytest.mark.slow  # over 20 s (subprocesses); .ci/run runs make test-slow
 def test_two_processes_decode_shares_and_write_the_single_process_predictions(tmp_path):
     """Under DDP each rank beam-searches its share of the inputs and rank 0 writes them all, in input order."""
     no_dropout = [f"+model.architecture.{key}=0" for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")]

@@ -108,7 +108,8 @@ def test_seeds_and_extra_overrides_reach_every_run_of_the_multirun(tmp_path, mon
     try:
         cli.main()
     except SystemExit as stop:
-        assert stop.code in (None, 0), capsys.readouterr().err
+        captured = capsys.readouterr()
+        assert stop.code in (None, 0), captured.out[-3000:] + captured.err[-3000:]
     finally:
         GlobalHydra.instance().clear()
     for cell in plan.cells:
