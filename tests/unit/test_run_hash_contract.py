@@ -3,6 +3,9 @@ value that reaches the run through an interpolation moves the run when it change
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.cli import compose_config
@@ -33,3 +36,22 @@ def _reversed(node):
 def test_the_hash_is_eight_hex_digits_so_existing_run_folders_stay_found():
     digest = config_hash(compose_config())
     assert len(digest) == 8 and int(digest, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "folder"),
+    [
+        ((), "polarity/minilm/adamix/dd10d96c/seed0"),
+        (("task=mrpc", "model=roberta-large"), "mrpc/roberta-large/adamix/6e4c847b/seed0"),
+        (("task=e2e", "model=gpt2", "peft=adamix_lora"), "e2e/gpt2/adamix_lora/96662cbd/seed0"),
+        (
+            ("task=fewshot_sst2", "model=roberta-large", "peft=adamix_list"),
+            "fewshot_sst2/roberta-large/adamix/77e1358e/seed0",
+        ),
+        (("peft=unipelt", "model=bert-base", "task=rte"), "rte/bert-base/unipelt/9dcda3ec/seed0"),
+    ],
+)
+def test_shipped_configs_keep_their_run_folders(overrides, folder):
+    """Pinned folder names: a refactor that changes a hash strands every finished run and checkpoint (changing
+    identity on purpose updates these pins and says how runs carry over: `python -m adamix_runner.tables.rehash`)."""
+    assert run_dir(compose_config(*overrides)) == Path("outputs/runs") / folder
