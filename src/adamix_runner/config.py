@@ -380,7 +380,7 @@ def _check_prompt(cfg: DictConfig) -> None:
         _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
         _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
         return
-    from adamix_runner.models_prompt import LABEL_ROWS
+    from adamix_runner.models.prompt import LABEL_ROWS
     from adamix_runner.tasks.encode_prompt import TRUNCATIONS, parse_template
 
     _choice(prompt.truncation, TRUNCATIONS, "task.prompt.truncation")

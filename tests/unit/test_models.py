@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import load_model
-from adamix_runner.models_lm import load_causal_lm
+from adamix_runner.models.causal_lm import load_causal_lm
+from adamix_runner.models.encoder import load_model
 from tests.conftest import compose_config
 
 

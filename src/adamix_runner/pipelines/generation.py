@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from adamix_runner.config import GenerationConfig
 from adamix_runner.evaluation.generation import generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
-from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
+from adamix_runner.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.pipelines import Prepared, seeded_evaluation
 from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids, uses_chat
 from adamix_runner.training.batching import make_train_loader
