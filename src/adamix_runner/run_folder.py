@@ -42,7 +42,7 @@ STEP_PREFIX = "step-"  # checkpoint/step-<n>: one folder per saved step
 PREDICTIONS = "predictions"
 EVALUATIONS = "evaluations"
 EXPORT = "export"
-ABSENT = "absent"  # the status of a run that has not written results.json (or wrote none)
+ABSENT = "absent"  # the status of a run without results.json, or whose record names no status
 
 # Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
 # DataLoader workers resumes the same run).

@@ -32,8 +32,8 @@ from adamix_runner.run_folder import (
 @pytest.mark.parametrize(
     ("rules", "num_experts", "seeds", "names"),
     [
-        (["merge", "random", "fixed", "ensemble"], 4, 1, ["merge", "random-seed0", "fixed-expert0", "ensemble"]),  # table7
-        (["merge", "random"], 4, 3, ["merge", "random-seed0", "random-seed1", "random-seed2"]),  # figure5
+        (["merge", "random", "fixed", "ensemble"], 4, 1, ["merge", "random-seed0", "fixed-expert0", "ensemble"]),
+        (["merge", "random"], 4, 3, ["merge", "random-seed0", "random-seed1", "random-seed2"]),
         (
             ["merge", "experts", "random", "ensemble"],  # study_rules
             4,
