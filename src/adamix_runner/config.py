@@ -44,7 +44,7 @@ class PromptConfig:
     list_folder: Any = None  # str; the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
     list_labels: Any = None  # list of str; the raw labels of the LiST files, in class-id order
     truncation: str = "list"  # list (LiST's cut) or longest (the runner's earlier rule); tasks/encode_prompt.py
-    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models_prompt.py
+    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models/prompt.py
 
 
 @dataclass
