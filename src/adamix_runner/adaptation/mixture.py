@@ -105,7 +105,7 @@ class ExpertLinear(nn.Module):
             raise ValueError(f"batch dim {x.shape[0]} is not {views} equal stacked views")
         route = self.route
         if route is None:
-            route = self.router.draw(self.num_experts).to(self.weight.device)
+            route = torch.tensor(self.router.draw(self.num_experts), device=self.weight.device)
         elif not torch.compiler.is_compiling():
             self.router.take_turn(self)
         # A tensor index, never .tolist(): no graph break and no host sync under torch.compile.

@@ -65,9 +65,9 @@ class Router:
         finally:
             self.num_views = previous
 
-    def draw(self, num_experts: int) -> torch.Tensor:
-        """One training expert index per view (batch-level routing, as in the official code), on the CPU."""
-        return torch.randint(num_experts, (self.num_views,), generator=self.generator)
+    def draw(self, num_experts: int) -> list[int]:
+        """One training expert index per view (batch-level routing, as in the official code)."""
+        return torch.randint(num_experts, (self.num_views,), generator=self.generator).tolist()
 
     def route_layers(self, layers: Sequence[nn.Module]) -> None:
         """The mixtures :meth:`draw_routes` draws for, in module order (the order they run in)."""
@@ -80,7 +80,7 @@ class Router:
         self._drawn, self._turn = drawn, 0
         if not drawn:
             return
-        draws = torch.stack([self.draw(layer.num_experts) for layer in drawn])
+        draws = torch.tensor([self.draw(layer.num_experts) for layer in drawn])  # [layers, views], on the CPU
         placed: dict[torch.device, torch.Tensor] = {}
         for index, layer in enumerate(drawn):
             device = layer.weight.device
