@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from adamix_runner.run_folder import STEP_PREFIX
+
 WEIGHTS_FILE = "trainable.safetensors"
 STATE_FILE = "state.pt"
 PROGRESS_FILE = "progress.json"
@@ -169,7 +171,6 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
     )
 
 
-STEP_PREFIX = "step-"
 DISK_MARGIN_BYTES = 64 * 2**20
 
 
