@@ -210,7 +210,7 @@ def test_table2s_average_is_per_seed_over_the_eight_tasks_with_f1_for_qqp_and_mr
     root = tmp_path / "out"
     for task, per_seed in TABLE2_ADAMIX.items():
         for seed, metrics in enumerate(per_seed):
-            cfg = config(task, seed, "tiny-bert", adapter_dim=48)
+            cfg = config(task, seed, "tiny-bert", adapter_dim=48, share="up")
             write_run(root, cfg, metrics=metrics)
     table = grid.build(declaration.load("table2"), scan(root), "smoke")
     adamix = next(row for row in table.rows if row.id == "adamix_adapter")

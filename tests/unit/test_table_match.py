@@ -21,16 +21,6 @@ from tests.conftest import compose_config
 
 pytestmark = pytest.mark.slow
 
-# The one disagreement left, kept by name so that any other fails: Table 2's AdaMix row (whose runs Table 9's
-# dim48 and Table 10's experts4 reuse) also picks Table 8's no-sharing runs, which differ in peft.share only.
-# `peft.share: up` in those rows' match would end it, but the report's pinned Table 2 average
-# (test_report_behaviour.py) is computed on runs written without a `share` key, so that change waits for the lead.
-SHARED_UP_ONLY = {("table2", "adamix_adapter"), ("table9", "dim48"), ("table10", "experts4")}
-
-
-def _tolerated(table_id: str, row_id: str, task: str, extra: set[str]) -> bool:
-    return (table_id, row_id) in SHARED_UP_ONLY and extra == {f"table8:no_sharing/{task}"}
-
 
 class _Composed:
     """A composed config read the way the report reads a run's config (RunRecord.get); its identity is the config
@@ -78,7 +68,7 @@ def test_every_grid_table_is_covered_and_every_run_row_has_a_match():
 def test_each_rows_match_picks_exactly_the_runs_its_overrides_make(profile):
     cells = _cells(profile)
     assert len(cells) > 250  # every cell, not a sample: 305 per profile when written
-    wrong, tolerated = [], 0
+    wrong = []
     for table_id, row, cell in cells:
         ours = _composed(cell.overrides)
         model = declaration.profile_model(declaration.load(table_id), profile)
@@ -90,9 +80,6 @@ def test_each_rows_match_picks_exactly_the_runs_its_overrides_make(profile):
                 picked.add(f"{other_id}:{other.name}")
             if theirs.identity == ours.identity:
                 same.add(f"{other_id}:{other.name}")
-        if _tolerated(table_id, row.id, cell.task, picked - same) and same <= picked:
-            tolerated += 1
-        elif f"{table_id}:{cell.name}" not in picked or picked != same:
+        if f"{table_id}:{cell.name}" not in picked or picked != same:
             wrong.append((f"{table_id}:{cell.name}", sorted(picked - same), sorted(same - picked)))
     assert wrong == []
-    assert tolerated == 3 * 8  # the three rows above, on each of Table 2's eight tasks: no more, no fewer
