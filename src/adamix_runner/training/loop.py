@@ -4,7 +4,8 @@ Supported: AdamW + linear warmup/decay, gradient accumulation and clipping, mixe
 Accelerate, the fused consistency pass (one forward over the duplicated batch, each copy routed to its own
 experts), optional regional `torch.compile`, evaluation every epoch and/or every N steps, `select=last|best`, and
 resume from `checkpoint/`.
-Not here: merging and the final evaluation (run.py), tokenization (tasks/).
+Not here: merging and the final evaluation (run.py), tokenization (tasks/), writing a checkpoint to disk and
+reading one back into the run (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 from adamix_runner.training.signals import Interrupted, StopSignals, agreed_stop
 
-BEST_PREFIX = "best::"
 RESUMED_PREFIX = "resumed/"  # metrics.jsonl keys of the record that says where a run resumed
 
 
@@ -112,7 +112,7 @@ class _Run:
             return
         scaler = accelerator.scaler
         trainable = _snapshot(self.setup.params)
-        trainable.update({BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
+        trainable.update({ckpt.BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
         try:
             folder = ckpt.save_step(
                 self.setup.checkpoint_dir,
@@ -156,83 +156,11 @@ class _Run:
             self.best = _snapshot(self.setup.params)
 
 
-def _check_fits(saved: ckpt.Checkpoint, current: dict[str, torch.Tensor], folder: Path) -> None:
-    """Names and shapes must match exactly before anything is copied: `copy_` would broadcast `[1, n]` into
-    `[4, n]` silently, and a shape that cannot broadcast would fail halfway through the load."""
-    expected = set(current) | {BEST_PREFIX + name for name in current}
-    unexpected = set(saved.trainable) - expected
-    missing = set(current) - set(saved.trainable)
-    if unexpected or missing:
-        raise UserError(
-            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
-        )
-    for key, tensor in saved.trainable.items():
-        name = key.removeprefix(BEST_PREFIX)
-        if tuple(tensor.shape) != tuple(current[name].shape):
-            raise UserError(
-                f"Checkpoint {folder} does not fit this model: {key} has shape {tuple(tensor.shape)}, "
-                f"the model's is {tuple(current[name].shape)}; remove it or use another output_root."
-            )
-
-
 def evaluate_with_autocast(setup: LoopSetup) -> dict[str, float]:
     """The evaluation under the run's mixed precision: the pipelines' closures hold the uncompiled model, which
     Accelerate's autocast patch (applied to the compiled one) does not reach."""
     with setup.accelerator.autocast():
         return setup.evaluate()
-
-
-def _same_on_every_rank(step: int, world_size: int, accelerator: Accelerator, folder) -> None:
-    """Every rank must continue the same checkpoint with the same number of processes: a node that does not see
-    the checkpoint (a node-local output_root) would start at step 0 and hang the others at the end."""
-    if world_size != accelerator.num_processes:
-        raise UserError(
-            f"the checkpoint {folder} was written by {world_size} processes "
-            f"and this run has {accelerator.num_processes}: the data shards and per-rank RNG states would differ. "
-            f"Resume with {world_size} processes, or overwrite=true to start afresh."
-        )
-    if accelerator.num_processes == 1:
-        return
-    steps = accelerator.gather(torch.tensor([step], device=accelerator.device)).tolist()
-    if len(set(steps)) > 1:
-        raise UserError(
-            f"the ranks found different checkpoints to resume (steps {steps}): every node must see the same "
-            "output_root; put it on a shared filesystem."
-        )
-
-
-def _restore(setup: LoopSetup, optimizer, scheduler):
-    """Load the newest complete checkpoint into the model, optimizer, scheduler, router and GradScaler.
-
-    Returns (state, best weights, checkpoint folder). The data loaders own their generators (run.py), so
-    restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end; under
-    DDP each rank restores its own.
-    """
-    accelerator = setup.accelerator
-    try:
-        saved, folder = ckpt.load_latest(setup.checkpoint_dir)
-    except ValueError as error:
-        raise UserError(str(error)) from error
-    if saved is None:
-        _same_on_every_rank(0, accelerator.num_processes, accelerator, setup.checkpoint_dir)
-        return LoopState(), {}, None
-    progress = dict(saved.progress)
-    written_by = progress.pop("world_size", accelerator.num_processes)  # not recorded before per-rank states
-    _same_on_every_rank(progress["global_step"], written_by, accelerator, folder)
-    current = dict(setup.params)
-    _check_fits(saved, current, folder)
-    with torch.no_grad():
-        for name, param in current.items():
-            param.copy_(saved.trainable[name])
-    optimizer.load_state_dict(saved.optimizer_state)
-    scheduler.load_state_dict(saved.scheduler_state)
-    setup.router.load_state_dict(saved.router_state)
-    if saved.scaler_state is not None and accelerator.scaler is not None:
-        accelerator.scaler.load_state_dict(saved.scaler_state)
-    ckpt.restore_rng(saved.rng_of_rank(accelerator.process_index))
-    best = {k[len(BEST_PREFIX) :]: v for k, v in saved.trainable.items() if k.startswith(BEST_PREFIX)}
-    return LoopState(**progress), best, str(folder)
 
 
 def _finite_on_every_rank(loss: torch.Tensor, accelerator: Accelerator) -> bool:
@@ -329,7 +257,8 @@ def _train(model, train_cfg, setup: LoopSetup, tracker, progress, signals: StopS
     # optimizer step, so that it sees the same schedule on one process or many.
     steps = total_steps(train_cfg, len(loader))
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio, train_cfg.warmup_steps)
-    state, best, last = _restore(setup, optimizer, scheduler)
+    counters, best, last = ckpt.restore(setup, optimizer, scheduler)
+    state = LoopState(**counters)
     run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)
     resumed = _resume_report(last, state)
     if resumed is not None:
