@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from adamix_runner.cli import compose_config
-from adamix_runner.models import load_tokenizer
+from adamix_runner.models.encoder import load_tokenizer
 from adamix_runner.tasks import polarity
 from adamix_runner.training.batching import LengthGroupedSampler
 

@@ -1,4 +1,4 @@
-"""Typed schema of a run, its validation, and the run folder derived from it.
+"""Typed schema of a run and its validation (run identity: run_folder.py).
 
 The dataclasses are registered in Hydra's ConfigStore as the schema of `config.yaml`, so a misspelt key fails when
 the config is composed, not halfway through training. `validate` then checks values and combinations before any
@@ -7,10 +7,7 @@ model or data set is touched.
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from adamix_runner.adaptation import AdaptationSpec
 from adamix_runner.adaptation.targets import POOLER_MODULES, PREFIX_TARGETS
 from adamix_runner.config_strings import check_prompt_strings
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import PACKAGE_NAMES
 
 SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
@@ -30,10 +28,6 @@ PRECISION_CHOICES = ("no", "fp16", "bf16")
 # transformers' built-in attention kernels; a name with "/" is a hub kernel (the `kernels` package loads it).
 PROMPT_FORMATS = ("auto", "plain", "chat")  # causal LMs' prompts (tasks/encode_lm.py)
 ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
-# Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
-# DataLoader workers resumes the same run).
-UNHASHED_KEYS = ("seed", "logger", "output_root", "overwrite")
-UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps", "checkpoint_every_minutes")
 
 
 @dataclass
@@ -50,7 +44,7 @@ class PromptConfig:
     list_folder: Any = None  # str; the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
     list_labels: Any = None  # list of str; the raw labels of the LiST files, in class-id order
     truncation: str = "list"  # list (LiST's cut) or longest (the runner's earlier rule); tasks/encode_prompt.py
-    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models_prompt.py
+    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models/prompt.py
 
 
 @dataclass
@@ -210,14 +204,9 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConfig)
 
 
-# While a run's identity is computed, `${pkg_path:...}` resolves to a name that says which package file it is, not
-# where the package is installed (see hashed_view).
-_PACKAGE_NAMES = contextvars.ContextVar("package_names_not_places", default=False)
-
-
 def package_path(package: str, *parts: str) -> str:
     """OmegaConf resolver `${pkg_path:pkg,sub}`: a folder inside an installed package, found without importing it."""
-    if _PACKAGE_NAMES.get():
+    if PACKAGE_NAMES.get():  # while run_folder.hashed_view computes a run's identity
         return "/".join((f"pkg:{package}", *parts))
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -380,7 +369,7 @@ def _check_prompt(cfg: DictConfig) -> None:
         _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
         _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
         return
-    from adamix_runner.models_prompt import LABEL_ROWS
+    from adamix_runner.models.prompt import LABEL_ROWS
     from adamix_runner.tasks.encode_prompt import TRUNCATIONS, parse_template
 
     _choice(prompt.truncation, TRUNCATIONS, "task.prompt.truncation")
@@ -416,36 +405,3 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
         return AdaptationSpec(**peft)
     except ValueError as error:
         raise UserError(f"peft.{error}") from error
-
-
-def hashed_view(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without the keys that do not change results: what a run computes, never where this
-    install lives. A file of an installed package (`${pkg_path:pkg,sub}`) enters as `pkg:<pkg>/<sub>`; every other
-    path (model.path, task.data_dir, data files) enters as written, character for character (README "What a run
-    leaves"). Generic over the config: a new key enters the hash unless it is listed in UNHASHED_*."""
-    token = _PACKAGE_NAMES.set(True)
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-    finally:
-        _PACKAGE_NAMES.reset(token)
-    view = {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
-    view["train"] = {key: value for key, value in view["train"].items() if key not in UNHASHED_TRAIN_KEYS}
-    return view
-
-
-def config_hash(cfg: DictConfig) -> str:
-    blob = json.dumps(hashed_view(cfg), sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:8]
-
-
-def run_dir(cfg: DictConfig) -> Path:
-    """outputs/runs/<task>/<model>/<peft>/<hash>/seed<k>: the same command lands in the same folder."""
-    return (
-        Path(cfg.output_root)
-        / "runs"
-        / cfg.task.name
-        / cfg.model.name
-        / cfg.peft.method
-        / config_hash(cfg)
-        / f"seed{cfg.seed}"
-    )

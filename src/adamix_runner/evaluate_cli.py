@@ -36,41 +36,20 @@ from omegaconf import DictConfig, OmegaConf
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation.spec import MIXTURE_METHODS
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import (
+    ADAPTER,
+    EVALUATIONS,
+    PREDICTIONS,
+    RESULTS,
+    Evaluation,
+    evaluation_file,
+    evaluations,
+    load_config,
+    read_json,
+    write_json_atomic,
+)
 
 RULES = ("merge", "random", "fixed", "ensemble", "experts")
-EVALUATIONS = "evaluations"
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation of a run: the router's rule, the random-routing seed or the expert, and its file's name."""
-
-    rule: str
-    eval_seed: int | None = None
-    expert: int | None = None
-
-    @property
-    def name(self) -> str:
-        if self.rule == "random":
-            return f"random-seed{self.eval_seed}"
-        if self.rule == "fixed":
-            return f"fixed-expert{self.expert}"
-        return self.rule
-
-
-def planned(rules: list[str], num_experts: int, random_seeds: int, fixed_expert: int) -> list[Evaluation]:
-    """The evaluations that ``rules`` ask for, without duplicates, in the order given."""
-    chosen: list[Evaluation] = []
-    for rule in rules:
-        if rule == "random":
-            chosen += [Evaluation("random", eval_seed=k) for k in range(random_seeds)]
-        elif rule == "fixed":
-            chosen.append(Evaluation("fixed", expert=fixed_expert))
-        elif rule == "experts":
-            chosen += [Evaluation("fixed", expert=i) for i in range(num_experts)]
-        else:
-            chosen.append(Evaluation(rule))
-    return list(dict.fromkeys(chosen))
 
 
 def parse_rules(text: str) -> list[str]:
@@ -91,23 +70,20 @@ class FinishedRun:
 
 def open_run(folder: Path) -> FinishedRun:
     """The run's config and adapter metadata, checked before anything heavy: completed, AdaMix, experts kept."""
-    config_file = folder / ".hydra" / "config.yaml"
-    if not config_file.exists():
-        raise UserError(f"{folder} is not a run folder (no .hydra/config.yaml); pass outputs/runs/.../seed<k>.")
-    record = artifacts.read_json(folder / "results.json") or {}
+    cfg = load_config(folder)
+    record = read_json(folder / RESULTS) or {}
     if record.get("status") != "completed":
         raise UserError(f"{folder}: the run is not completed (status {record.get('status', 'missing')!r}).")
-    cfg = OmegaConf.load(config_file)
     if cfg.peft.method not in MIXTURE_METHODS:
         raise UserError(
             f"{folder} is a peft={cfg.peft.method} run; inference rules apply to AdaMix runs only "
             f"(peft={' or peft='.join(MIXTURE_METHODS)})."
         )
-    saved = artifacts.read_adapter_config(folder / "adapter")
+    saved = artifacts.read_adapter_config(folder / ADAPTER)
     num_experts = saved.get("experts", saved["num_experts"])
-    if num_experts < 2 or not (saved["num_experts"] > 1 or artifacts.has_experts(saved, folder / "adapter")):
+    if num_experts < 2 or not (saved["num_experts"] > 1 or artifacts.has_experts(saved, folder / ADAPTER)):
         raise UserError(
-            f"{folder}/adapter keeps no unmerged experts (num_experts={cfg.peft.num_experts}, no "
+            f"{folder}/{ADAPTER} keeps no unmerged experts (num_experts={cfg.peft.num_experts}, no "
             f"{artifacts.EXPERTS_FILE}); runs trained before the experts were kept must be retrained."
         )
     return FinishedRun(folder, cfg, saved, num_experts)
@@ -122,7 +98,7 @@ def _evaluator(run: FinishedRun):
     task = tasks.load(cfg.task, cfg.data)
     pipeline = for_kind(tasks.kind(cfg.task))
     tokenizer = pipeline.load_tokenizer(cfg)
-    model, router, _ = build_model(cfg, task.num_labels, run.folder / "adapter", run.saved)
+    model, router, _ = build_model(cfg, task.num_labels, run.folder / ADAPTER, run.saved)
     accelerator = _accelerator(cfg)
     model.to(accelerator.device)
     scratch = run.folder / EVALUATIONS / ".current"
@@ -134,7 +110,7 @@ def _evaluator(run: FinishedRun):
         if evaluation.eval_seed is not None:
             router.eval_seed = cfg.seed + 1 + evaluation.eval_seed  # prepared.evaluate restarts the stream there
         metrics = prepared.evaluate()
-        if (scratch / "predictions").exists():  # generation: keep each evaluation's predictions apart
+        if (scratch / PREDICTIONS).exists():  # generation: keep each evaluation's predictions apart
             kept = run.folder / EVALUATIONS / evaluation.name
             shutil.rmtree(kept, ignore_errors=True)
             kept.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +129,8 @@ def evaluate_run(
         raise UserError(f"--fixed-expert {fixed_expert} is not an expert of {folder} (0..{run.num_experts - 1}).")
     todo = [
         evaluation
-        for evaluation in planned(rules, run.num_experts, random_seeds, fixed_expert)
-        if overwrite or not (folder / EVALUATIONS / f"{evaluation.name}.json").exists()
+        for evaluation in evaluations(rules, run.num_experts, random_seeds, fixed_expert)
+        if overwrite or not evaluation_file(folder, evaluation.name).exists()
     ]
     if not todo:
         return []
@@ -168,8 +144,8 @@ def evaluate_run(
             "metrics": evaluate(evaluation),
             "primary_metric": run.cfg.task.primary_metric,
         }
-        path = folder / EVALUATIONS / f"{evaluation.name}.json"
-        artifacts.write_json_atomic(path, record)
+        path = evaluation_file(folder, evaluation.name)
+        write_json_atomic(path, record)
         written.append(path)
     return written
 

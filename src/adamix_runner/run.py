@@ -24,9 +24,21 @@ import adamix_runner
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import adaptation_state_dict, apply, count_parameters, merge, trainable_parameters
 from adamix_runner.adaptation.spec import MIXTURE_METHODS
-from adamix_runner.config import adaptation_spec, check_resolvable, config_hash, run_dir, validate
+from adamix_runner.config import adaptation_spec, check_resolvable, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
+from adamix_runner.run_folder import (
+    ADAPTER,
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    MODEL,
+    RESULTS,
+    config_hash,
+    read_json,
+    run_dir,
+    write_json_atomic,
+)
 from adamix_runner.tasks.fewshot import options as fewshot_options
 from adamix_runner.tasks.fewshot import training_seed
 from adamix_runner.tracking import build_tracker
@@ -194,7 +206,7 @@ def _fit(cfg: DictConfig, folder: Path, tracker, signals: StopSignals) -> dict[s
         loss=prepared.loss,
         num_views=prepared.num_views,
         primary_metric=cfg.task.primary_metric,
-        checkpoint_dir=folder / "checkpoint",
+        checkpoint_dir=folder / CHECKPOINT,
     )
     resumed_from = None
     if not cfg.eval_only:
@@ -217,11 +229,11 @@ def _fit(cfg: DictConfig, folder: Path, tracker, signals: StopSignals) -> dict[s
     }
     if accelerator.is_main_process:
         if spec.method == "full":
-            artifacts.save_full_model(model, folder / "model", meta)
+            artifacts.save_full_model(model, folder / MODEL, meta)
         else:
-            artifacts.save_adapter(model, folder / "adapter", meta, experts)
+            artifacts.save_adapter(model, folder / ADAPTER, meta, experts)
         if not cfg.train.keep_checkpoint:
-            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+            shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
     record = {**_record(cfg, "completed", counts, metrics, timing), "resumed_from": resumed_from}
     record["runtime"] = runtime.describe(accelerator)
     if task.notes:  # facts about the data the numbers rest on (a substitute evaluation set)
@@ -244,8 +256,8 @@ def _wandb_options(cfg: DictConfig, folder: Path) -> dict[str, Any]:
 def _start_afresh(folder: Path) -> None:
     """overwrite=true: no checkpoint to continue (a kept final one would skip training) and a new metrics.jsonl.
     results.json and the saved adapter stay until this run replaces them, so a failure loses no completed result."""
-    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    (folder / "metrics.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
+    (folder / METRICS).unlink(missing_ok=True)
 
 
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
@@ -255,11 +267,11 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
         folder = run_dir(cfg)
     except InterpolationResolutionError:
         return
-    previous = artifacts.read_json(folder / "results.json")
+    previous = read_json(folder / RESULTS)
     if previous is None or previous.get("status") != "completed":
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "config_hash": config_hash(cfg)}
         with contextlib.suppress(OSError):  # an unwritable folder: the error itself is what the user sees
-            artifacts.write_json_atomic(folder / "results.json", failure)
+            write_json_atomic(folder / RESULTS, failure)
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -275,7 +287,7 @@ def run(cfg: DictConfig) -> RunResult:
         record_failure(cfg, error)
         raise
     folder = run_dir(cfg)
-    previous = artifacts.read_json(folder / "results.json")
+    previous = read_json(folder / RESULTS)
     if previous and previous["status"] == "completed" and not cfg.overwrite:
         print(f"already completed: {folder} (overwrite=true runs it again)")
         return RunResult("completed", folder, previous)
@@ -285,8 +297,8 @@ def run(cfg: DictConfig) -> RunResult:
         _start_afresh(folder)
     if main:
         try:
-            (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+            (folder / CONFIG).parent.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, folder / CONFIG)
         except OSError as error:
             raise UserError(
                 f"the run folder {folder} cannot be written ({error}); pass output_root=<a writable folder>."
@@ -304,7 +316,7 @@ def run(cfg: DictConfig) -> RunResult:
             record = _plan(cfg, tracker) if cfg.dry_run else _fit(cfg, folder, tracker, signals)
             record["timing"]["total_s"] = sum(record["timing"].values())
             if main:
-                artifacts.write_json_atomic(folder / "results.json", record)
+                write_json_atomic(folder / RESULTS, record)
             status = record["status"]
             _show_summary(tracker, record)
             return RunResult(status, folder, record)
@@ -313,7 +325,7 @@ def run(cfg: DictConfig) -> RunResult:
             interrupted = {"status": status, "step": stop.step, "checkpoint": stop.checkpoint, "error": str(stop)}
             if main:
                 record = {**interrupted, "config_hash": config_hash(cfg)}
-                artifacts.write_json_atomic(folder / "results.json", record)
+                write_json_atomic(folder / RESULTS, record)
             PartialState().wait_for_everyone()
             stop.handover = signals.previous_handler(stop.signum)
             raise

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import METRICS
 
 TRAIN_PREFIX = "train/"
 # The console leaves these to the progress bar and to the "resumed from" line that the loop prints itself.
@@ -45,7 +46,7 @@ class JsonlTracker:
 
     def __init__(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         self._file = self.path.open("a", encoding="utf-8")
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:

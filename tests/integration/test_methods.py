@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification
 from adamix_runner.cli import CONFIG_DIR
 from adamix_runner.errors import UserError
 from adamix_runner.export_cli import export_run, load_run
-from adamix_runner.models import load_model
+from adamix_runner.models.encoder import load_model
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 

@@ -14,7 +14,7 @@ from peft import PeftModel
 
 from adamix_runner.errors import UserError
 from adamix_runner.export_cli import export_run, load_run
-from adamix_runner.models_lm import load_causal_lm
+from adamix_runner.models.causal_lm import load_causal_lm
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from adamix_runner.models_prompt import load_prompt_model
+from adamix_runner.models.prompt import load_prompt_model
+from adamix_runner.models.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.pipelines import prompt as prompt_pipeline
 from adamix_runner.tasks import load
 from adamix_runner.tasks.encode_prompt import PromptEncoder, Rendering, label_word_ids
 from adamix_runner.tasks.fewshot import options
-from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 from .test_prompt import LIST_DIR, needs_list
 

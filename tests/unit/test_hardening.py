@@ -16,7 +16,7 @@ from torch import nn
 from adamix_runner import config
 from adamix_runner.cli import CONFIG_DIR, compose_config
 from adamix_runner.errors import UserError
-from adamix_runner.models import expected_load_report
+from adamix_runner.models.encoder import expected_load_report
 from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training.checkpoint import BEST_PREFIX, restore
 from adamix_runner.training.optim import build_optimizer, build_scheduler
@@ -103,7 +103,7 @@ def test_only_the_report_of_the_newly_initialised_head_is_dropped():
 def test_pretrained_loading_reports_no_new_head_but_keeps_real_reports(caplog):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from adamix_runner.models import _quiet_head_report, load_model
+    from adamix_runner.models.encoder import _quiet_head_report, load_model
 
     def reports() -> list[str]:
         return [record.getMessage() for record in caplog.records if "LOAD REPORT" in record.getMessage()]

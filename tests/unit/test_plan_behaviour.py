@@ -39,7 +39,7 @@ def test_training_samples_count_max_steps_times_the_global_batch_else_capped_spl
 
 
 def test_the_evaluation_files_are_the_ones_adamix_evaluate_writes():
-    from adamix_runner.evaluate_cli import planned
+    from adamix_runner.run_folder import evaluations as planned
 
     for table_id in ("table7", "figure5", "study_rules"):
         decl = declaration.load(table_id)

@@ -15,6 +15,7 @@ from adamix_runner.report import declaration, paper
 from adamix_runner.report.aggregate import Cell, average, scale
 from adamix_runner.report.declaration import Column
 from adamix_runner.report.runs import RunRecord
+from adamix_runner.run_folder import evaluation_names
 
 RULE_LABELS = {
     "merge": "merging",
@@ -85,20 +86,15 @@ def result_value(run: RunRecord, column: Column) -> float | str:
 
 def rule_value(rule: str, random_seeds: int | None) -> Value:
     """A run's value under an inference rule, from its evaluations/*.json; random routing is the mean over its
-    evaluation seeds (the first `random_seeds`), `experts` the mean of its single experts (fixed-expert<i>)."""
+    evaluation seeds (the first `random_seeds`), `fixed` its first expert, `experts` the mean of its single
+    experts."""
 
     def value(run: RunRecord, column: Column) -> float | str:
         if run.status != "completed":
             return run.status
         metric = column.metric or run.primary_metric
-        if rule == "random":
-            found = [run.evaluations.get(f"random-seed{k}") for k in range(random_seeds or 1)]
-        elif rule == "fixed":
-            found = [run.evaluations.get("fixed-expert0")]
-        elif rule == "experts":
-            found = [run.evaluations.get(f"fixed-expert{i}") for i in range(int(run.get("peft.num_experts") or 1))]
-        else:
-            found = [run.evaluations.get(rule)]
+        names = evaluation_names([rule], int(run.get("peft.num_experts") or 1), random_seeds or 1)
+        found = [run.evaluations.get(name) for name in names]
         if rule == "merge" and found[0] is None and run.get("peft.inference") == "merge":
             found = [{"metrics": run.metrics}]  # the run's own final evaluation is the merged one
         if any(record is None for record in found):

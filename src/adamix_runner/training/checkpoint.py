@@ -29,6 +29,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import STEP_PREFIX
 
 WEIGHTS_FILE = "trainable.safetensors"
 STATE_FILE = "state.pt"
@@ -176,7 +177,6 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
     )
 
 
-STEP_PREFIX = "step-"
 DISK_MARGIN_BYTES = 64 * 2**20
 
 
