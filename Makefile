@@ -52,9 +52,10 @@ test-slow: install ## the slow end-to-end tests
 test-all: install ## every CPU test
 	$(OFFLINE) $(BIN)/python -m pytest -m "not gpu" -q
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check, and the import rules (lint-imports: [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports --no-cache
 
 format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts

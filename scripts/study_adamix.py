@@ -7,7 +7,7 @@ how separable the frozen backbone's features are.
     python scripts/study_adamix.py --probe                                              # frozen features, no training
 
 The runs are trained, and their inference rules evaluated, by `make study` (adamix-table study, study_rules); the
-accuracy tables come from adamix-report. A run's initial weights are rebuilt from its seed (run.build_model seeds
+accuracy tables come from adamix-report. A run's initial weights are rebuilt from its seed (build.build_model seeds
 the backbone and the adapters' init), its trained ones read from its adapter folder (the unmerged experts that an
 AdaMix run keeps in adapter/experts.safetensors).
 """
@@ -26,9 +26,9 @@ from omegaconf import OmegaConf
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import trainable_parameters
 from adamix_runner.adaptation.adapter import BottleneckAdapter
+from adamix_runner.build import build_model
 from adamix_runner.cli import compose_config
 from adamix_runner.pipelines import for_kind
-from adamix_runner.run import build_model
 from adamix_runner.run_folder import ADAPTER, load_config, read_json, seed_dir, write_json_atomic
 from adamix_runner.tables.plan import make_plan
 

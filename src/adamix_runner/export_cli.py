@@ -12,28 +12,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from adamix_runner import artifacts
+from adamix_runner.build import rebuild_run
 from adamix_runner.errors import UserError
 from adamix_runner.export import export_folded, export_peft_lora
-from adamix_runner.run import build_model
-from adamix_runner.run_folder import ADAPTER, EXPORT, MODEL, load_config
+from adamix_runner.run_folder import EXPORT
 
 FORMATS = ("peft", "folded")
-
-
-def load_run(run_dir: Path):
-    """The run's model with its saved adapter loaded: the merged model the run evaluated last."""
-    cfg = load_config(run_dir)
-    folder = run_dir / (MODEL if cfg.peft.method == "full" else ADAPTER)
-    saved = artifacts.read_adapter_config(folder)
-    model, _, _ = build_model(cfg, saved["task"]["num_labels"], folder, saved)
-    return cfg, model.eval()
 
 
 def export_run(run_dir: Path, fmt: str, out: Path | None = None) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"--to {fmt!r} is not one of {', '.join(FORMATS)}.")
-    cfg, model = load_run(run_dir)
+    cfg, model = rebuild_run(run_dir)
     out = out or run_dir / EXPORT / fmt
     try:
         if fmt == "peft":

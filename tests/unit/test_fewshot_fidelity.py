@@ -275,7 +275,7 @@ def test_lists_weight_decay_rule_decays_the_lm_heads_layer_norm(compose_run):
 def test_lists_seed_rule_trains_split_k_with_seed_k(compose_run):
     """fewshot.train_seed=split (Table 6): the table's seed 0 reads split 1 and trains it with seed 1, as LiST's
     run.sh does; the default trains it with seed 0. The adapter's initialisation shows which seed ran."""
-    from adamix_runner.run import build_model
+    from adamix_runner.build import build_model
     from adamix_runner.tasks.fewshot import training_seed
 
     def init(*extra):

@@ -139,7 +139,7 @@ def test_train_values_come_from_the_yaml_alone():
 def test_one_training_forward_gives_every_trainable_parameter_a_gradient(method):
     """What DDP without find_unused_parameters needs: undrawn experts get a zero gradient, not None."""
     from adamix_runner.adaptation import trainable_parameters
-    from adamix_runner.run import build_model
+    from adamix_runner.build import build_model
 
     cfg = compose_config("model=tiny-bert", f"peft={method}")
     model, router, _ = build_model(cfg, num_labels=2)
