@@ -24,7 +24,7 @@ import adamix_runner
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import adaptation_state_dict, apply, count_parameters, merge, trainable_parameters
 from adamix_runner.adaptation.spec import MIXTURE_METHODS
-from adamix_runner.config import adaptation_spec, check_resolvable, validate
+from adamix_runner.config.checks import adaptation_spec, check_resolvable, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import for_kind
 from adamix_runner.run_folder import (

@@ -11,7 +11,7 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
 from adamix_runner.export_cli import export_run, load_run
 from adamix_runner.models.encoder import load_model

@@ -38,7 +38,7 @@ TABLE = {
 
 
 def test_completed_and_failed_seeds_as_the_runner_writes_them(tmp_path, monkeypatch):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path / "out"
     accuracy = {}

@@ -8,7 +8,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration
 from adamix_runner.tables.plan import evaluation_files, make_plan, training_samples, views

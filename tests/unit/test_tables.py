@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.run import run
 from adamix_runner.tables import declaration, launch
