@@ -21,7 +21,7 @@ from adamix_runner.run_folder import ADAPTER, EXPORT, MODEL, load_config
 FORMATS = ("peft", "folded")
 
 
-def load_run(run_dir: Path):
+def rebuild_run(run_dir: Path):
     """The run's model with its saved adapter loaded: the merged model the run evaluated last."""
     cfg = load_config(run_dir)
     folder = run_dir / (MODEL if cfg.peft.method == "full" else ADAPTER)
@@ -33,7 +33,7 @@ def load_run(run_dir: Path):
 def export_run(run_dir: Path, fmt: str, out: Path | None = None) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"--to {fmt!r} is not one of {', '.join(FORMATS)}.")
-    cfg, model = load_run(run_dir)
+    cfg, model = rebuild_run(run_dir)
     out = out or run_dir / EXPORT / fmt
     try:
         if fmt == "peft":
