@@ -1,7 +1,8 @@
 """The checks a composed config passes before anything heavy runs, and `cfg.peft` as the method to apply.
 
-`validate` rejects impossible values and combinations with a message that says what to set instead; the constants
-it checks against come from the modules that use them (tasks/, models/), so this module points down, never up.
+`validate` rejects impossible values and combinations with a message that says what to set instead. A choice that
+belongs to a lower module (prompt formats, truncations, label rows, the template parser) is imported from it, so
+these imports point down, never up.
 """
 
 from __future__ import annotations
