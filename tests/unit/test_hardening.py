@@ -18,7 +18,7 @@ from adamix_runner.config.compose import CONFIG_DIR, compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.models.encoder import expected_load_report
 from adamix_runner.training import checkpoint as ckpt
-from adamix_runner.training.loop import BEST_PREFIX, _restore
+from adamix_runner.training.checkpoint import BEST_PREFIX, restore
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 
 
@@ -49,7 +49,7 @@ def _setup_with_checkpoint(tmp_path: Path, saved: dict[str, torch.Tensor], curre
 def test_a_checkpoint_of_other_shapes_is_refused_before_anything_is_copied(tmp_path, saved):
     setup = _setup_with_checkpoint(tmp_path, saved, {"w": torch.zeros(4, 3), "b": torch.zeros(3)})
     with pytest.raises(UserError, match=r"does not fit this model: .* has shape \(\d+, ?\d*\), the model's is"):
-        _restore(setup, optimizer=None, scheduler=None)
+        restore(setup, optimizer=None, scheduler=None)
     assert all(not param.any() for _, param in setup.params)
 
 

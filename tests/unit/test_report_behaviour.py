@@ -17,6 +17,7 @@ from adamix_runner.errors import UserError
 from adamix_runner.report import cli, declaration, grid, paper
 from adamix_runner.report.aggregate import average, scale
 from adamix_runner.report.runs import scan
+from adamix_runner.tables import declaration as tables_declaration
 
 ADAMIX = {"method": "adamix", "adapter_dim": 16, "num_experts": 4, "inference": "merge"}
 
@@ -73,6 +74,13 @@ def acc(value: float) -> dict[str, float]:
     return {"validation/accuracy": value}
 
 
+ADAMIX_ROW = {
+    "id": "adamix",
+    "label": "AdaMix",
+    "paper_row": "AdaMix",
+    "overrides": ["peft=adamix"],
+    "match": {"peft.method": "adamix"},
+}
 TOY = {
     "id": "toyb",
     "title": "toy table",
@@ -86,7 +94,7 @@ TOY = {
     },
     "average": {"label": "Avg.", "columns": ["rte", "mrpc"]},
     "seeds": 3,
-    "rows": [{"id": "adamix", "label": "AdaMix", "paper_row": "AdaMix", "match": {"peft.method": "adamix"}}],
+    "rows": [ADAMIX_ROW],
 }
 
 
@@ -94,7 +102,7 @@ def _declare(folder: Path, monkeypatch, *tables: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table in tables:
         OmegaConf.save(OmegaConf.create(table), folder / f"{table['id']}.yaml")
-    monkeypatch.setattr(declaration, "TABLE_DIR", folder)
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", folder)
 
 
 def _cell(root: Path, table: dict = TOY, column: str = "rte", profile: str = "paper"):
@@ -142,7 +150,7 @@ STSB_COLA = {
         "stsb": {"metric": "validation/pearson", "also": ["validation/spearman"], "label": "STS-B"},
     },
     "seeds": 3,
-    "rows": [{"id": "adamix", "label": "AdaMix", "paper_row": "AdaMix", "match": {"peft.method": "adamix"}}],
+    "rows": [ADAMIX_ROW],
 }
 
 
@@ -202,7 +210,7 @@ def test_table2s_average_is_per_seed_over_the_eight_tasks_with_f1_for_qqp_and_mr
     root = tmp_path / "out"
     for task, per_seed in TABLE2_ADAMIX.items():
         for seed, metrics in enumerate(per_seed):
-            cfg = config(task, seed, "tiny-bert", adapter_dim=48)
+            cfg = config(task, seed, "tiny-bert", adapter_dim=48, share="up")
             write_run(root, cfg, metrics=metrics)
     table = grid.build(declaration.load("table2"), scan(root), "smoke")
     adamix = next(row for row in table.rows if row.id == "adamix_adapter")
@@ -235,7 +243,9 @@ def test_the_violin_draws_every_random_routing_evaluation_and_the_merged_mean(tm
         evaluations["random-seed3"] = acc(0.1)  # beyond random_eval_seeds: not drawn
         evaluations["merge"] = acc(0.85 + seed / 100)
         write_run(root, config("rte", seed), metrics=acc(0.5), evaluations=evaluations)
-    figure = {"id": "fig5b", "kind": "inference", "from": "toyb", "paper_table": "figure5", "rows_from": ["adamix"]}
+    figure = {"id": "fig5b", "title": "fig5b over toyb", "kind": "inference", "from": "toyb", "rows": []}
+    figure |= {key: TOY[key] for key in ("profiles", "tasks", "columns")}
+    figure |= {"paper_table": "figure5", "rows_from": ["adamix"]}
     figure |= {"rules": ["merge", "random"], "random_eval_seeds": 3, "seeds": 2}
     _declare(tmp_path / "tables", monkeypatch, TOY, figure)
     written = cli.report(["table=fig5b", f"runs={root}", f"out={tmp_path / 'rep'}"])

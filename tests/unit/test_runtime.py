@@ -149,7 +149,7 @@ def test_a_checkpoint_from_before_per_rank_states_gives_every_rank_rank_zeros(tm
 def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
     accelerator = SimpleNamespace(num_processes=2)
     with pytest.raises(UserError, match=r"written by 1 processes and this run has 2.*Resume with 1 processes"):
-        loop._same_on_every_rank(3, 1, accelerator, tmp_path)
+        ckpt._same_on_every_rank(3, 1, accelerator, tmp_path)
 
 
 def test_gradient_checkpointing_with_a_routed_mixture_is_refused():
