@@ -27,7 +27,7 @@ from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import trainable_parameters
 from adamix_runner.adaptation.adapter import BottleneckAdapter
 from adamix_runner.build import build_model
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.pipelines import for_kind
 from adamix_runner.run_folder import ADAPTER, load_config, read_json, seed_dir, write_json_atomic
 from adamix_runner.tables.plan import make_plan

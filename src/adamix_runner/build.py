@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import adaptation_state_dict, apply
 from adamix_runner.adaptation.spec import MIXTURE_METHODS
-from adamix_runner.config import adaptation_spec
+from adamix_runner.config.checks import adaptation_spec
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import Pipeline, for_kind
 from adamix_runner.run_folder import ADAPTER, MODEL, load_config

@@ -23,7 +23,7 @@ import adamix_runner
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import apply, count_parameters, merge, trainable_parameters
 from adamix_runner.build import build_model, make_accelerator, on_cpu, saved_adapter, unmerged_experts
-from adamix_runner.config import adaptation_spec, check_resolvable, validate
+from adamix_runner.config.checks import adaptation_spec, check_resolvable, validate
 from adamix_runner.errors import UserError
 from adamix_runner.pipelines import Pipeline, for_kind
 from adamix_runner.run_folder import (

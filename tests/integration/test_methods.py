@@ -12,7 +12,7 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
 from adamix_runner.build import rebuild_run
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
 from adamix_runner.export_cli import export_run
 from adamix_runner.models.encoder import load_model

@@ -39,7 +39,7 @@ TABLE = {
 
 
 def test_completed_and_failed_seeds_as_the_runner_writes_them(tmp_path, monkeypatch):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path / "out"
     accuracy = {}
@@ -59,5 +59,5 @@ def test_completed_and_failed_seeds_as_the_runner_writes_them(tmp_path, monkeypa
     folder.mkdir()
     OmegaConf.save(OmegaConf.create(TABLE), folder / "real.yaml")
     monkeypatch.setattr(tables_declaration, "TABLE_DIR", folder)
-    md = report_cli.run(["table=real", f"runs={root}", f"out={tmp_path / 'rep'}"])[0].read_text()
+    md = report_cli.report(["table=real", f"runs={root}", f"out={tmp_path / 'rep'}"])[0].read_text()
     assert f"{cell.stats.format()} [1 failed]" in md

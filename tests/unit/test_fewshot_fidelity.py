@@ -180,7 +180,7 @@ def test_the_label_words_own_rows_start_as_the_tied_ones_and_train_alone(compose
     """LiST's untied decoder (audit D-A3): the label words' rows are a copy, trained with the head; the
     vocabulary projection stays frozen and untouched; tied keeps the earlier frozen behaviour."""
     from adamix_runner.adaptation import apply, count_parameters, trainable_parameters
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
 
     cfg = compose_run("task=fewshot_sst2", f"model={model}", "peft=head")
     torch.manual_seed(0)
@@ -208,7 +208,7 @@ def test_full_fine_tuning_trains_the_tied_matrix_itself(compose_run):
 
 
 def test_config_overrides_reach_a_pretrained_masked_lm(compose_run, tmp_path):
-    """models_prompt used a copy of the loader that dropped model.config_overrides (aesthetics audit §3)."""
+    """The masked-LM prompt loader once dropped model.config_overrides (aesthetics audit §3)."""
     cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta")
     torch.manual_seed(0)
     load_prompt_model(cfg.model).lm.save_pretrained(tmp_path)
@@ -240,7 +240,7 @@ def test_lists_houlsby_is_its_adapter_with_a_relu(compose_run):
     sub-layers; the runner's GELU adapter with biases stays peft.adapter_form=expert_soup."""
     from adamix_runner.adaptation import apply
     from adamix_runner.adaptation.adapter import AdaptedModule
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
 
     cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta", "peft=houlsby", "peft.adapter_form=list_relu")
     model = prompt_pipeline.load_model(cfg, 2)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from adamix_runner import config
-from adamix_runner.cli import CONFIG_DIR, compose_config
+from adamix_runner.config.compose import CONFIG_DIR, compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.models.encoder import expected_load_report
 from adamix_runner.training import checkpoint as ckpt

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.models import encoder as models
 
 

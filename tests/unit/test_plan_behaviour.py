@@ -8,7 +8,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.report import cli as report_cli
 from adamix_runner.report import declaration as report_declaration
@@ -150,7 +150,7 @@ def test_the_report_refuses_what_adamix_table_refuses_with_the_same_message(tabl
         report_declaration.load("good")
     assert str(error.value) == f"conf/table/good.yaml: {message}"
     with pytest.raises(UserError) as error:
-        report_cli.run(["table=good", f"runs={tmp_path}"])
+        report_cli.report(["table=good", f"runs={tmp_path}"])
     assert str(error.value) == f"conf/table/good.yaml: {message}"
 
 

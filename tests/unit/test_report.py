@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.report import cli, declaration, grid, paper, sweep
-from adamix_runner.report.aggregate import Cell, average, summarize
+from adamix_runner.report.aggregate import SeedValues, average, summarize
 from adamix_runner.report.runs import scan
 from adamix_runner.tables import declaration as tables_declaration
 
@@ -137,7 +137,7 @@ def test_the_average_is_per_seed_over_complete_columns_and_the_paper_is_beside_i
     assert lora.average.format() == "incomplete"
     assert (adamix.paper["rte"], adamix.paper["mrpc"], adamix.paper_params) == (89.2, 91.9, "0.8M")
     assert adamix.paper_average == 89.9
-    assert average([Cell(values={0: 1.0, 1: 2.0}), Cell(values={1: 4.0})]).values == {1: 3.0}
+    assert average([SeedValues(values={0: 1.0, 1: 2.0}), SeedValues(values={1: 4.0})]).values == {1: 3.0}
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def _write_tables(folder: Path, *tables: dict) -> Path:
 
 def test_the_report_writes_md_csv_tex_and_curves(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(tables_declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE))
-    written = cli.run(["table=toy1", f"runs={runs}"])
+    written = cli.report(["table=toy1", f"runs={runs}"])
     assert [p.name for p in written] == ["toy1.md", "toy1.tex", "toy1.csv", "toy1-curves.png"]
     assert written[0].parent == runs / "reports"
     md = written[0].read_text()
@@ -222,7 +222,7 @@ def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeyp
     assert fixed.cells["rte"].values == pytest.approx({0: 70.0, 1: 70.0})
     assert random.cells["mrpc"].format() == "not evaluated"
     assert (merge.paper["rte"], random.paper["rte"]) == (89.2, "87.4–89.9")  # roberta-large's Figure 5 reading
-    written = cli.run(["table=fig5", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=fig5", f"runs={root}", f"out={tmp_path / 'rep'}"])
     assert [p.name for p in written][-1] == "fig5-violin.png"
     drawn = json.loads(written[-1].with_suffix(".json").read_text())["tasks"]["RTE"]
     assert sorted(drawn["random routing"]) == pytest.approx([80.0, 81.0, 81.0, 82.0, 82.0, 83.0])
@@ -260,7 +260,7 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     runs = scan(root)
     assert sweep.differing_keys(runs) == ["peft.adapter_dim", "peft.num_experts"]
     assert sweep.heatmaps(runs) == {"": pytest.approx({(8, 1): 108.0, (8, 4): 408.0, (16, 1): 116.0, (16, 4): 416.0})}
-    written = cli.run(["sweep", f"runs={root}", "name=dims"])
+    written = cli.report(["sweep", f"runs={root}", "name=dims"])
     assert [p.name for p in written] == ["dims.md", "dims.tex", "dims.csv", "dims-curves.png", "dims-heatmap.png"]
     md = written[0].read_text()
     assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in md
@@ -295,8 +295,8 @@ def test_the_report_never_imports_the_training_stack(runs, tmp_path):
         "from adamix_runner.report import cli\n"
         "from adamix_runner.tables import declaration\n"
         f"declaration.TABLE_DIR = __import__('pathlib').Path({str(tables)!r})\n"
-        f"cli.run(['table=toy1', 'runs={runs}'])\n"
-        f"cli.run(['sweep', 'runs={runs}'])\n"
+        f"cli.report(['table=toy1', 'runs={runs}'])\n"
+        f"cli.report(['sweep', 'runs={runs}'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'accelerate', 'datasets', 'adamix_runner.run',\n"
         "         'adamix_runner.pipelines', 'adamix_runner.training') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -133,7 +133,7 @@ def test_failed_and_interrupted_seeds_as_the_runner_writes_them(tmp_path, monkey
     write_run(root / "only-interrupted", config("rte", 0), status="interrupted")
     assert _cell(root / "only-interrupted").format() == "interrupted"
     _declare(tmp_path / "tables", monkeypatch, TOY)
-    written = cli.run(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
     rows = {r["column"]: r for r in csv.DictReader(next(p for p in written if p.suffix == ".csv").open())}
     assert (rows["rte"]["n"], rows["mrpc"]["status"], rows["mrpc"]["n"]) == ("1", "failed", "0")
 
@@ -166,7 +166,7 @@ def test_cola_and_stsb_are_reported_in_percent_against_the_papers_numbers(tmp_pa
     assert row.cells["stsb"].values == pytest.approx({0: 89.0, 1: 89.5})
     assert row.cells["stsb:spearman"].values == pytest.approx({0: 88.0, 1: 89.0})
     _declare(tmp_path / "tables", monkeypatch, STSB_COLA)
-    written = cli.run(["table=glue2", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=glue2", f"runs={root}", f"out={tmp_path / 'rep'}"])
     rows = {r["column"]: r for r in csv.DictReader(next(p for p in written if p.suffix == ".csv").open())}
     shown = {column: (r["mean"], r["std"], r["n"], r["paper"], r["difference"]) for column, r in rows.items()}
     assert shown == {
@@ -229,7 +229,7 @@ def test_the_curves_figure_draws_each_rows_training_loss(tmp_path, monkeypatch):
     write_run(root, config("rte", 1), metrics=acc(0.8), curve=[(1, 5.0)])
     write_run(root, config("mrpc", 0), status="failed")
     _declare(tmp_path / "tables", monkeypatch, TOY)
-    written = cli.run(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
     figure = next(p for p in written if p.name == "toyb-curves.png")
     drawn = json.loads(figure.with_suffix(".json").read_text())
     assert drawn["key"] == "train/loss"
@@ -248,7 +248,7 @@ def test_the_violin_draws_every_random_routing_evaluation_and_the_merged_mean(tm
     figure |= {"paper_table": "figure5", "rows_from": ["adamix"]}
     figure |= {"rules": ["merge", "random"], "random_eval_seeds": 3, "seeds": 2}
     _declare(tmp_path / "tables", monkeypatch, TOY, figure)
-    written = cli.run(["table=fig5b", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=fig5b", f"runs={root}", f"out={tmp_path / 'rep'}"])
     drawn = json.loads(next(p for p in written if p.name == "fig5b-violin.png").with_suffix(".json").read_text())
     rte = drawn["tasks"]["RTE"]
     assert sorted(rte["random routing"]) == pytest.approx([80.0, 81.0, 81.0, 82.0, 82.0, 83.0])
@@ -265,7 +265,7 @@ def test_the_sweep_heatmap_draws_the_mean_of_each_group(tmp_path):
                 value = dim / 100 + experts / 10 + seed / 1000
                 cfg = config("rte", seed, adapter_dim=dim, num_experts=experts)
                 write_run(root, cfg, metrics=acc(value), tag=f"d{dim}m{experts}", curve=[(1, value)])
-    written = cli.run(["sweep", f"runs={root}", "name=dims"])
+    written = cli.report(["sweep", f"runs={root}", "name=dims"])
     drawn = json.loads(next(p for p in written if p.name == "dims-heatmap.png").with_suffix(".json").read_text())
     assert (drawn["peft.adapter_dim"], drawn["peft.num_experts"]) == ([8, 16], [2, 4])
     assert drawn["values"] == [pytest.approx([28.05, 48.05]), pytest.approx([36.05, 56.05])]
@@ -320,6 +320,7 @@ def test_any_folder_of_run_folders_is_scanned_and_a_missing_one_says_what_to_pas
     record = json.loads((bare.folder / "results.json").read_text())
     record.pop("timing")
     (bare.folder / "results.json").write_text(json.dumps(record))
-    assert "| 80.00 (1) | 811,392 |  |" in cli.run(["sweep", f"runs={root}"])[0].read_text()  # no timing: no "train s"
+    # no timing: no "train s"
+    assert "| 80.00 (1) | 811,392 |  |" in cli.report(["sweep", f"runs={root}"])[0].read_text()
     with pytest.raises(UserError, match=r"does not exist; pass the output root of the runs \(e.g. runs=outputs\)"):
         scan(tmp_path / "nowhere")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.run_folder import config_hash, run_dir
 
 

@@ -14,8 +14,8 @@ from torch import nn
 
 from adamix_runner.adaptation.mixture import ExpertLinear
 from adamix_runner.adaptation.routing import Router
-from adamix_runner.cli import compose_config
-from adamix_runner.config import validate
+from adamix_runner.config.checks import validate
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.run_folder import config_hash
 from adamix_runner.training import checkpoint as ckpt

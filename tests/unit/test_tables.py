@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.run import run
 from adamix_runner.tables import declaration, launch
@@ -206,7 +206,7 @@ def test_all_means_the_paper_tables_grids_first_for_adamix_table_and_adamix_repo
         table_cli.main(["all", "--plan"])
     assert stop.value.code == 0
     monkeypatch.setattr(report_cli, "report_table", lambda name, *rest: reported.append(name) or [])
-    report_cli.run(["table=all", f"runs={tmp_path}"])
+    report_cli.report(["table=all", f"runs={tmp_path}"])
     assert launched == reported == declaration.requested("all")
 
 

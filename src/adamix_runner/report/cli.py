@@ -126,7 +126,7 @@ def report_sweep(root: Path, out: Path, name: str) -> list[Path]:
     return written
 
 
-def run(argv: list[str]) -> list[Path]:
+def report(argv: list[str]) -> list[Path]:
     mode, options = parse(argv)
     if mode == "help":
         print(__doc__.strip())
@@ -149,7 +149,7 @@ def run(argv: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        written = run(sys.argv[1:] if argv is None else argv)
+        written = report(sys.argv[1:] if argv is None else argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -18,13 +18,13 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from adamix_runner import run_folder
-from adamix_runner.config import GENERATION_FAMILIES
 from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration, sizes
 from adamix_runner.tables.cost import Weights, prefix_tokens, weights
 from adamix_runner.tables.declaration import Cell
 from adamix_runner.tables.lengths import RowTokens, row_tokens
 from adamix_runner.tables.throughput import Rate, rate
+from adamix_runner.tasks import GENERATION_FAMILIES
 
 
 @dataclass
@@ -149,8 +149,8 @@ def evaluation_files(decl: DictConfig, num_experts: int) -> list[str]:
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from adamix_runner.cli import compose_config
-    from adamix_runner.config import check_resolvable, validate
+    from adamix_runner.config.checks import check_resolvable, validate
+    from adamix_runner.config.compose import compose_config
 
     try:
         cfg = compose_config(*overrides)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", nargs="?", type=Path, default=Path("outputs"), help="an output_root (default outputs)")
     parser.add_argument("--apply", action="store_true", help="move the folders (default: list the moves only)")
     args = parser.parse_args(argv)
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     moves = plan_moves(args.root, compose_config())
     for move in moves:
