@@ -65,11 +65,16 @@ def apply(model: nn.Module, spec: AdaptationSpec, seed: int) -> Router:
 
 
 def _draw_routes(model: nn.Module, args) -> None:
-    router_of(model).draw_routes()
+    # A copy whose router was taken off (export.fold_lora's plain model) keeps the hooks, and has no mixture left.
+    router = getattr(model, ROUTER_ATTR, None)
+    if router is not None:
+        router.draw_routes()
 
 
 def _clear_routes(model: nn.Module, args, output) -> None:
-    router_of(model).clear_routes()
+    router = getattr(model, ROUTER_ATTR, None)
+    if router is not None:
+        router.clear_routes()
 
 
 def router_of(model: nn.Module) -> Router:
