@@ -1,7 +1,7 @@
 """The rebuild service: a run's model built from its config (and its saved files), and the Accelerator it runs on.
 
 One place for what a run trained, so that training and eval_only (run.py), other inference rules (evaluate.py)
-and export (export_cli.py) build the same model from the same seed.
+and export (cli/export.py) build the same model from the same seed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train once, evaluate many: a finished AdaMix run rebuilt with its unmerged experts and evaluated under other
 inference rules, each evaluation written to ``evaluations/<name>.json`` (run_folder.py names them). The service
-behind ``adamix-evaluate`` (evaluate_cli.py), which documents the rules and files.
+behind ``adamix-evaluate`` (cli/evaluate.py), which documents the rules and files.
 """
 
 from __future__ import annotations

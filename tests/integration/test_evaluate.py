@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from adamix_runner.cli.evaluate import main
 from adamix_runner.evaluate import evaluate_run
-from adamix_runner.evaluate_cli import main
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 

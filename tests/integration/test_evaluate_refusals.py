@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from adamix_runner.evaluate_cli import main
+from adamix_runner.cli.evaluate import main
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 

@@ -12,9 +12,9 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
 from adamix_runner.build import rebuild_run
+from adamix_runner.cli.export import export_run
 from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
-from adamix_runner.export_cli import export_run
 from adamix_runner.models.encoder import load_model
 from adamix_runner.run import run
 from tests.conftest import FIXTURES

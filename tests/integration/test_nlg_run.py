@@ -13,8 +13,8 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 
 from adamix_runner.build import rebuild_run
+from adamix_runner.cli.export import export_run
 from adamix_runner.errors import UserError
-from adamix_runner.export_cli import export_run
 from adamix_runner.models.causal_lm import load_causal_lm
 from adamix_runner.run import run
 from tests.conftest import FIXTURES

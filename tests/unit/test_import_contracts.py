@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INVERSIONS = {  # module file -> the import appended to it
     "adamix_runner/report/runs.py": "import torch",
     "adamix_runner/adaptation/spec.py": "from adamix_runner import tracking",
-    "adamix_runner/run_folder.py": "from adamix_runner import evaluate_cli",
+    "adamix_runner/run_folder.py": "from adamix_runner.cli import evaluate",
 }
 
 
@@ -32,14 +32,14 @@ def test_lint_imports_fails_on_deliberate_inversions(tmp_path):
     for broken in (
         "adaptation/ imports no Hydra, OmegaConf, tasks/ or tracking BROKEN",
         "report/ imports nothing of the training stack BROKEN",
-        "run_folder.py imports neither torch nor Hydra BROKEN",  # run_folder -> evaluate_cli -> ... -> torch
+        "run_folder.py imports neither torch nor Hydra BROKEN",  # run_folder -> cli.evaluate -> ... -> torch
         "no library module imports an entry point BROKEN",
     ):
         assert broken in out.stdout, out.stdout
     for chain in (
         "adamix_runner.adaptation.spec -> adamix_runner.tracking",
         "adamix_runner.report.runs -> torch",
-        "adamix_runner.run_folder -> adamix_runner.evaluate_cli",
+        "adamix_runner.run_folder -> adamix_runner.cli.evaluate",
     ):
         assert chain in out.stdout, out.stdout
     assert "only hf/ imports hf/ KEPT" in out.stdout

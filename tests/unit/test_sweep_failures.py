@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from adamix_runner import sweep_failures
+from adamix_runner.cli import sweep_failures
 
 
 def _start_and_read(report: sweep_failures.SweepReport) -> list[dict]:

@@ -16,10 +16,10 @@ from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from adamix_runner import sweep_failures
+from adamix_runner.cli import sweep_failures
+from adamix_runner.cli.preflight import check_overrides, check_writable, output_root
 from adamix_runner.config.compose import CONFIG_DIR  # importing it registers the schema that hydra.main composes
 from adamix_runner.errors import UserError
-from adamix_runner.preflight import check_overrides, check_writable, output_root
 from hydra_plugins.adamix_table_sweeper.table_sweeper import TableSweeper
 
 EXIT_USER_ERROR = 2
