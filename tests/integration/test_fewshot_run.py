@@ -28,6 +28,38 @@ LOCAL = [
 SHORT = ["train.max_steps=2", "train.batch_size=4", "train.eval_every_epoch=false"]
 METHODS = ["full", "head", "bitfit", "houlsby", "list_adapter", "prompt_tuning", "adamix_list"]
 
+# What each method trains and keeps at inference on a prompt head with 3 label words, by hand from the tiny configs
+# (hidden 32, 2 layers). RoBERTa: LM head = dense 32x32+32, LayerNorm 64, vocabulary bias 30,522 = 31,642, plus the
+# label words' untied rows 3x32 (LiST); backbone = embeddings 30,522x32 + 514x32 + 32 + 64 and per layer attention
+# 4x(32x32+32), FFN 32x64+64 + 64x32+32, two LayerNorms = 1,010,336. GPT-2: its untied LM head is in the backbone
+# (50,257x32, no bias), so only the label rows 3x32 train beside a method; backbone = 1,650,080 + 1,608,224.
+# Per method: biases of the encoder (RoBERTa per layer 4x32 + 64 + 32 + two LayerNorm biases, + the embeddings'
+# LayerNorm = 608; GPT-2 per layer 32 + 96 + 32 + 32 + 128 + 32, + ln_f = 736); Houlsby dim 8, two per layer,
+# (32x8+8) + (8x32+32) each = 2,208; LiST adapter dim 128 without biases, 2 x (32x128 + 128x32) x 2 = 32,768;
+# 10 soft prompt tokens x 32 = 320; AdaMix-LiST, 4 down-projections and one shared up per site, 2 x 2 x 5 x 4,096 =
+# 81,920 trained and one merged LiST adapter (32,768) at inference; full fine-tuning trains the backbone and the
+# RoBERTa LM head (its decoder weight is the tied embedding).
+HEAD = {"tiny-roberta": 31_642 + 96, "tiny-gpt2": 96}
+BACKBONE = {"tiny-roberta": 1_010_336, "tiny-gpt2": 1_650_080 + 1_608_224}
+INFERENCE = {
+    "head": {"tiny-roberta": 0, "tiny-gpt2": 0},
+    "bitfit": {"tiny-roberta": 608, "tiny-gpt2": 736},
+    "houlsby": {"tiny-roberta": 2_208, "tiny-gpt2": 2_208},
+    "list_adapter": {"tiny-roberta": 32_768, "tiny-gpt2": 32_768},
+    "prompt_tuning": {"tiny-roberta": 320, "tiny-gpt2": 320},
+}
+
+
+def expected_params(model: str, method: str) -> dict[str, int]:
+    backbone = BACKBONE[model]
+    if method == "full":
+        trainable = backbone + (31_642 if model == "tiny-roberta" else 0)
+        return {"trainable": trainable, "inference": backbone, "backbone": backbone}
+    if method == "adamix_list":
+        return {"trainable": 81_920 + HEAD[model], "inference": 32_768, "backbone": backbone}
+    inference = INFERENCE[method][model]
+    return {"trainable": inference + HEAD[model], "inference": inference, "backbone": backbone}
+
 
 def _plan(compose_run, *overrides):
     return run(compose_run("model=roberta-large", "model.pretrained=false", "dry_run=true", *overrides)).record
@@ -47,6 +79,13 @@ def test_list_adapter_counts_on_roberta_large(compose_run):
     adamix = _plan(compose_run, "task=fewshot_sst2", "peft=adamix_list")["params"]
     # 4 down-projections and one shared up-projection per site; one merged LiST adapter at inference
     assert (adamix["trainable"], adamix["inference"]) == (4 * 6_291_456 + 6_291_456 + head_size, 12_582_912)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("model", ["tiny-roberta", "tiny-gpt2"])
+def test_each_method_on_a_prompt_head_trains_what_it_should(compose_run, model, method):
+    planned = run(compose_run(*LOCAL, f"model={model}", f"peft={method}", "fewshot.k=24", "dry_run=true")).record
+    assert planned["params"] == expected_params(model, method)
 
 
 @pytest.mark.parametrize("model", ["tiny-roberta", pytest.param("tiny-gpt2", marks=pytest.mark.slow)])
@@ -81,7 +120,7 @@ def test_every_method_runs_on_a_prompt_head(compose_run, model, method):
             )
     trained = run(compose_run(*LOCAL, f"model={model}", f"peft={method}", "fewshot.k=24", *SHORT))
     assert trained.record["status"] == "completed"
-    assert trained.record["params"]["trainable"] > 0
+    assert trained.record["params"] == expected_params(model, method)
     saved = trained.run_dir / ("model" if method == "full" else "adapter")
     reloaded = run(
         compose_run(

@@ -1,5 +1,6 @@
-"""Few-shot data without ../shared: K rows sampled from a task's pool by a seeded shuffle, and a LiST-format folder
-made here (seed k reads split k + 1, the train file must hold K rows), so these run in every checkout."""
+"""Few-shot data without ../shared: K rows sampled from a task's pool by a seeded shuffle, and LiST-format folders
+made here (seed k reads split k + 1, the train file must hold K rows; MNLI's labels by name, its lower-casing and the
+CLUES note when GLUE's dev file is missing), so these run in every checkout."""
 
 from __future__ import annotations
 
@@ -60,3 +61,45 @@ def test_seed_k_reads_list_split_k_plus_1_and_its_train_file_must_hold_k_rows(tm
     _list_folder(tmp_path, 3, 3, "short")
     with pytest.raises(UserError, match=r"4-3/train.csv has 3 rows, expected fewshot.k=4"):
         _train_texts(cfg, 2)
+
+
+MNLI_TRAIN = [  # LiST's MNLI train.tsv: id, genre, premise, hypothesis, label; no header
+    ("1", "fiction", "The Cat sat.", "A Cat Sat.", "entailment"),
+    ("2", "travel", "Paris In May.", "It Rains.", "neutral"),
+    ("3", "slate", "Nobody Came.", "Everyone Came.", "contradiction"),
+    ("4", "fiction", "He Ran Home.", "He Moved.", "entailment"),
+    ("5", "travel", "A Big Dog.", "A Dog.", "entailment"),
+]
+
+
+def test_list_mnli_maps_label_names_lower_cases_and_notes_the_clues_subset(tmp_path):
+    folder = tmp_path / "MNLI" / "5-1"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("".join("\t".join(row) + "\n" for row in MNLI_TRAIN))
+    clue = ["Sentence_1\tSentence_2\t@RealTimeAuditComment", "Rain Fell.\tIt Was Wet.\tneutral"]
+    (folder / "test_clue.tsv").write_text("\n".join(clue) + "\n")
+    cfg = compose_config("task=fewshot_mnli", "model=tiny-roberta", f"fewshot.data_dir={tmp_path}", "fewshot.k=5")
+    task = fewshot.load(cfg.task, cfg.data, fewshot.options(cfg.fewshot, 0))
+    train = task.splits["train"]
+    assert train["premise"] == [row[2].lower() for row in MNLI_TRAIN]
+    assert train["hypothesis"] == [row[3].lower() for row in MNLI_TRAIN]
+    assert train["label"] == [0, 1, 2, 0, 0]  # entailment, neutral, contradiction: GLUE's order
+    evaluation = task.splits["validation_matched"]
+    assert (evaluation["premise"], evaluation["label"]) == (["rain fell."], [1])
+    assert task.notes["eval_set"] == (
+        f"evaluated on test_clue.tsv, the CLUES subset (1 rows), because test_matched.tsv is not in {folder}: "
+        "not the paper's evaluation set"
+    )
+    cased = compose_config(
+        "task=fewshot_mnli",
+        "model=tiny-roberta",
+        f"fewshot.data_dir={tmp_path}",
+        "fewshot.k=5",
+        "task.prompt.lowercase=false",
+    )
+    assert fewshot.load(cased.task, cased.data, fewshot.options(cased.fewshot, 0)).splits["train"]["premise"][0] == (
+        "The Cat sat."
+    )
+    (folder / "train.tsv").write_text("".join("\t".join((*row[:4], "maybe")) + "\n" for row in MNLI_TRAIN))
+    with pytest.raises(UserError, match=r"train labels \['maybe'\] are not in task.prompt.list_labels"):
+        fewshot.load(cfg.task, cfg.data, fewshot.options(cfg.fewshot, 0))
