@@ -324,3 +324,18 @@ def test_any_folder_of_run_folders_is_scanned_and_a_missing_one_says_what_to_pas
     assert "| 80.00 (1) | 811,392 |  |" in cli.report(["sweep", f"runs={root}"])[0].read_text()
     with pytest.raises(UserError, match=r"does not exist; pass the output root of the runs \(e.g. runs=outputs\)"):
         scan(tmp_path / "nowhere")
+
+
+def test_a_table_without_seeds_reads_the_seeds_adamix_table_runs_and_seeds_wins(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    for seed in range(4):
+        write_run(root, config("rte", seed), metrics=acc(0.60 + seed / 100), evaluations={"merge": acc(0.7)})
+    unseeded = {key: value for key, value in TOY.items() if key != "seeds"}
+    assert tables_declaration.seeds(OmegaConf.create(unseeded), None) == [0, 1, 2]  # what adamix-table runs
+    assert sorted(_cell(root, unseeded).values) == [0, 1, 2]
+    assert sorted(_cell(root, unseeded | {"seeds": 4}).values) == [0, 1, 2, 3]
+    assert sorted(grid.build(unseeded, scan(root), "paper", seeds=1).rows[0].cells["rte"].values) == [0]
+    figure = {"id": "rules_of_toy", "title": "merged", "kind": "inference", "from": "toyu", "rules": ["merge"]}
+    _declare(tmp_path / "tables", monkeypatch, {**unseeded, "id": "toyu"})
+    assert sorted(grid.build(figure, scan(root), "paper").rows[0].cells["rte"].values) == [0, 1, 2]
+    assert sorted(grid.build(figure, scan(root), "paper", seeds=2).rows[0].cells["rte"].values) == [0, 1]

@@ -17,11 +17,18 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from adamix_runner.tables import declaration as contract
-from adamix_runner.tables.declaration import baseline_pairs, profile_model, recipe_source, row_ids, table_ids
+from adamix_runner.tables.declaration import (
+    DEFAULT_SEEDS,
+    baseline_pairs,
+    profile_model,
+    recipe_source,
+    row_ids,
+    table_ids,
+)
 
 # the report's own names, then the contract's, which grid.py and baseline.py read through this module
 __all__ = ["METRIC_LABELS", "Column", "columns", "load", "table_id"]
-__all__ += ["baseline_pairs", "profile_model", "recipe_source", "row_ids", "table_ids"]
+__all__ += ["DEFAULT_SEEDS", "baseline_pairs", "profile_model", "recipe_source", "row_ids", "table_ids"]
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ def build(table: dict, runs: list[RunRecord], profile: str = "paper", seeds: int
     if table.get("kind", "grid") == "inference":
         return _build_inference(table, runs, profile, seeds)
     model = declaration.profile_model(table, profile)
-    n_seeds = seeds or table.get("seeds", 1)
+    n_seeds = seeds or table.get("seeds", declaration.DEFAULT_SEEDS)
     columns = declaration.columns(table)
     paper_table = table.get("paper_table")
     result = _table(table, columns, model, n_seeds)
@@ -217,7 +217,7 @@ def _build_inference(table: dict, runs: list[RunRecord], profile: str, seeds: in
         raise UserError(f"inference table {table['id']} has no `from` (the table whose runs it evaluates).")
     source = declaration.load(table["from"])
     model = declaration.profile_model(source if not table.get("profiles") else table, profile)
-    n_seeds = seeds or table.get("seeds") or source.get("seeds", 1)
+    n_seeds = seeds or table.get("seeds") or source.get("seeds", declaration.DEFAULT_SEEDS)
     columns = declaration.columns(table if table.get("columns") or table.get("tasks") else source)
     chosen = table.get("rows_from") or [row["id"] for row in source["rows"]]
     unknown = [name for name in chosen if name not in {row["id"] for row in source["rows"]}]

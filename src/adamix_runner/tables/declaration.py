@@ -162,9 +162,12 @@ def recipe_source(table: Mapping[str, Any], row: Mapping[str, Any], task: str) -
     return row.get("source", "") if taken is None else taken.get("source", "")
 
 
+DEFAULT_SEEDS = 3  # a table that declares no `seeds`: what adamix-table runs and adamix-report reads
+
+
 def seeds(decl: DictConfig, count: int | None) -> list[int]:
-    """seed=0..n-1, n from SEEDS= or the table's `seeds` (default 3)."""
-    n = int(decl.get("seeds", 3)) if count is None else count
+    """seed=0..n-1, n from SEEDS= or the table's `seeds` (default DEFAULT_SEEDS)."""
+    n = int(decl.get("seeds", DEFAULT_SEEDS)) if count is None else count
     if n < 1:
         raise UserError(f"SEEDS must be at least 1, not {n}")
     return list(range(n))
