@@ -1,0 +1,70 @@
+"""PLAN behaviours that mutation testing (`make mutate`, docs/TESTING.md) found unpinned by the fast tests: the
+order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate) and the
+evaluations of an inference table that does not say how many random-routing seeds it evaluates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from adamix_runner.tables import declaration
+from adamix_runner.tables.plan import evaluation_files, make_plan
+
+TABLE = {
+    "id": "order",
+    "title": "three cells of unequal length",
+    "kind": "grid",
+    "profiles": {"paper": {"model": "minilm", "device": "cpu"}, "smoke": {"model": "minilm"}},
+    "tasks": ["polarity"],
+    "token_length": {"polarity": {"value": 53, "source": "stated, so that nothing is tokenized"}},
+    "common": ["data.max_train_samples=400"],
+    "rows": [
+        {"id": "adamix_e20", "overrides": ["peft=adamix", "train.epochs=20"], "match": {"peft.method": "adamix"}},
+        {"id": "adapter_e2", "overrides": ["peft=adapter", "train.epochs=2"], "match": {"peft.method": "adapter"}},
+        {"id": "adapter_e20", "overrides": ["peft=adapter", "train.epochs=20"], "match": {"peft.method": "adapter"}},
+    ],
+}
+
+
+def _plan(table: dict, tmp_path, monkeypatch, bench):
+    OmegaConf.save(OmegaConf.create(table), tmp_path / f"{table['id']}.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    return make_plan(table["id"], "paper", 1, [f"output_root={tmp_path}"], bench)
+
+
+def test_the_longest_run_in_seconds_goes_first_each_cell_at_its_own_rate(tmp_path, monkeypatch):
+    """A bench file makes the fused two-view AdaMix step fast (100 TFLOP/s): the AdaMix cell, which computes the
+    most FLOPs, then takes the fewest seconds and goes last; the adapters keep the 65.5 GFLOP/s default."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    record = {
+        "options": {"batch": 16, "seq_len": 64},
+        "train": {"model_tflops": {"AdaMix, fused 2B consistency": 100}},
+    }
+    (bench / "minilm-cpu-fp32-20260101-000000.json").write_text(json.dumps(record))
+    plan = _plan(TABLE, tmp_path, monkeypatch, bench)
+    flops = [cell.run_flops() for cell in plan.cells]
+    assert flops[0] > flops[2] > flops[1]  # two views x 20 epochs, one view x 20, one view x 2
+    assert plan.longest_first() == [2, 1, 0]
+    seconds = [plan.cells[i].run_flops() / plan.cells[i].rate.flops_per_s for i in (2, 1, 0)]
+    assert seconds == sorted(seconds, reverse=True)
+
+
+def test_prefix_tokens_are_keys_every_training_and_evaluation_token_attends_to(tmp_path, monkeypatch):
+    """Prefix-tuning (length 10) on MiniLM (6 layers, hidden 384): attention per token grows with width + 10."""
+    table = {**TABLE, "id": "prefix", "common": [*TABLE["common"], "train.epochs=2", "train.eval_every_epoch=false"]}
+    table["rows"] = [{"id": "prefix", "overrides": ["peft=prefix"], "match": {"peft.method": "prefix"}}]
+    cell = _plan(table, tmp_path, monkeypatch, tmp_path / "bench").cells[0]
+    assert (cell.prefix, cell.samples, cell.views, cell.eval_samples) == (10, 800, 1, 800)
+    width, eval_width, frozen, trained = cell.tokens.train, cell.tokens.eval, cell.weights.frozen, cell.weights.trained
+    train = 800 * width * (4 * frozen + 6 * trained + 12 * (width + 10) * 384 * 6)
+    forward = 800 * eval_width * (2 * (frozen + trained) + 4 * (eval_width + 10) * 384 * 6)
+    assert cell.train_flops() == pytest.approx(train, rel=1e-12)
+    assert cell.eval_flops() == pytest.approx(forward, rel=1e-12)
+
+
+def test_an_inference_table_without_random_eval_seeds_reads_one_random_evaluation():
+    decl = OmegaConf.create({"rules": ["random", "merge"]})  # adamix-table passes --random-eval-seeds 1 then
+    assert evaluation_files(decl, 4) == ["random-seed0", "merge"]
