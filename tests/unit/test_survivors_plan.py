@@ -68,3 +68,14 @@ def test_prefix_tokens_are_keys_every_training_and_evaluation_token_attends_to(t
 def test_an_inference_table_without_random_eval_seeds_reads_one_random_evaluation():
     decl = OmegaConf.create({"rules": ["random", "merge"]})  # adamix-table passes --random-eval-seeds 1 then
     assert evaluation_files(decl, 4) == ["random-seed0", "merge"]
+
+
+def test_a_profile_without_a_device_plans_the_paper_on_a_gpu_and_the_smoke_run_on_the_cpu(tmp_path, monkeypatch):
+    table = {**TABLE, "id": "nodevice", "profiles": {"paper": {"model": "minilm"}, "smoke": {"model": "minilm"}}}
+    table["rows"] = TABLE["rows"][1:2]
+    OmegaConf.save(OmegaConf.create(table), tmp_path / "nodevice.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    paper = make_plan("nodevice", "paper", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert paper.device == "gpu" and "A100" in paper.rates()[0]
+    smoke = make_plan("nodevice", "smoke", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert smoke.device == "cpu" and smoke.rates()[0].startswith("default 65.5 GFLOP/s")
