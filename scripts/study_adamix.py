@@ -7,7 +7,7 @@ how separable the frozen backbone's features are.
     python scripts/study_adamix.py --probe                                              # frozen features, no training
 
 The runs are trained, and their inference rules evaluated, by `make study` (adamix-table study, study_rules); the
-accuracy tables come from adamix-report. A run's initial weights are rebuilt from its seed (run.build_model seeds
+accuracy tables come from adamix-report. A run's initial weights are rebuilt from its seed (build.build_model seeds
 the backbone and the adapters' init), its trained ones read from its adapter folder (the unmerged experts that an
 AdaMix run keeps in adapter/experts.safetensors).
 """
@@ -26,9 +26,10 @@ from omegaconf import OmegaConf
 from adamix_runner import artifacts, tasks
 from adamix_runner.adaptation import trainable_parameters
 from adamix_runner.adaptation.adapter import BottleneckAdapter
-from adamix_runner.cli import compose_config
+from adamix_runner.build import build_model
+from adamix_runner.config.compose import compose_config
 from adamix_runner.pipelines import for_kind
-from adamix_runner.run import build_model
+from adamix_runner.run_folder import ADAPTER, load_config, read_json, seed_dir, write_json_atomic
 from adamix_runner.tables.plan import make_plan
 
 PROBE_RECIPE = ("task=polarity", "model=minilm", "data.max_train_samples=400", "train.batch_size=32")
@@ -66,13 +67,13 @@ def expert_diagnostics(model, initial: dict[str, torch.Tensor]) -> dict[str, flo
 
 def diagnose(folder: Path) -> dict[str, float]:
     """The diagnostics of one finished run: its seeded initial weights against the trained ones it saved."""
-    cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
+    cfg = load_config(folder)
     num_labels = tasks.load(cfg.task, cfg.data).num_labels
     initial, _, _ = build_model(cfg, num_labels)
     start = {name: p.detach().clone() for name, p in trainable_parameters(initial)}
-    saved = artifacts.read_adapter_config(folder / "adapter")
+    saved = artifacts.read_adapter_config(folder / ADAPTER)
     unmerged = OmegaConf.merge(cfg, {"peft": {"inference": "random"}})  # any rule but merge loads every expert
-    trained, _, _ = build_model(unmerged, num_labels, folder / "adapter", saved)
+    trained, _, _ = build_model(unmerged, num_labels, folder / ADAPTER, saved)
     return expert_diagnostics(trained, start)
 
 
@@ -84,14 +85,14 @@ def _plan(table: str, profile: str, output_root: str | None):
 def run_folders(table: str, profile: str, output_root: str | None) -> list[Path]:
     """The completed runs of every cell of `table` (its profile's output root unless one is given)."""
     plan = _plan(table, profile, output_root)
-    return [c.folder / f"seed{seed}" for c in plan.cells for seed, state in c.status.items() if state == "completed"]
+    return [seed_dir(c.folder, seed) for c in plan.cells for seed, state in c.status.items() if state == "completed"]
 
 
 def diagnose_all(table: str, profile: str, output_root: str | None) -> None:
     """diagnostics.json in every completed run folder of the table that lacks one (idempotent)."""
     for folder in run_folders(table, profile, output_root):
         if not (folder / DIAGNOSTICS_FILE).exists():
-            artifacts.write_json_atomic(folder / DIAGNOSTICS_FILE, diagnose(folder))
+            write_json_atomic(folder / DIAGNOSTICS_FILE, diagnose(folder))
             print(f"diagnosed {folder}", flush=True)
 
 
@@ -111,7 +112,7 @@ def summary(table: str, profile: str, output_root: str | None) -> str:
     plan = _plan(table, profile, output_root)
     lines = ["| cell (runs) | " + " | ".join(DIAGNOSTIC_KEYS) + " |", "|---" * (len(DIAGNOSTIC_KEYS) + 1) + "|"]
     for cell in plan.cells:
-        found = [artifacts.read_json(cell.folder / f"seed{seed}" / DIAGNOSTICS_FILE) for seed in plan.seeds]
+        found = [read_json(seed_dir(cell.folder, seed) / DIAGNOSTICS_FILE) for seed in plan.seeds]
         found = [d for d in found if d]
         if not found:
             continue

@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from adamix_runner.cli import compose_config  # noqa: E402
+from adamix_runner.config.compose import compose_config  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

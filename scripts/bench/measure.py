@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from adamix_runner.cli import compose_config
-from adamix_runner.models import load_tokenizer
+from adamix_runner.config.compose import compose_config
+from adamix_runner.models.encoder import load_tokenizer
 from adamix_runner.tasks import polarity
 from adamix_runner.training.batching import LengthGroupedSampler
 

@@ -18,9 +18,9 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification
 
 from adamix_runner.adaptation import AdaptationSpec, ExpertLinear, apply, merge, trainable_parameters
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.export import fold_lora
-from adamix_runner.models import architecture_config
+from adamix_runner.models.load import architecture_config
 from adamix_runner.training.loop import compile_model
 from adamix_runner.training.losses import adamix_loss
 from adamix_runner.training.optim import build_optimizer

@@ -2,6 +2,16 @@
 
 The library face (docs/USE_IN_YOUR_CODE.md): ``from adamix_runner import AdaMixConfig, add_adamix, merge_adamix``.
 Those names load lazily, so that torch-free parts (the report) import without the training stack.
+
+The package, by role (docs/ARCHITECTURE.md has every file):
+- faces: cli/ (adamix-run, adamix-evaluate, adamix-export), tables/ (adamix-table), report/ (adamix-report),
+  api.py and hf/ (the library in the user's own code);
+- config: config/ (schema, checks, compose);
+- the run story: run.py over pipelines/, which draw on tasks/, models/, adaptation/, training/, evaluation/;
+  build.py rebuilds a finished run's model, evaluate.py re-evaluates it under other inference rules;
+- where things come from: sources/ (the hub, PyPI sdists, the cache);
+- what a run leaves: run_folder.py (the layout and identity), artifacts.py, export.py, tracking.py;
+- errors.py: the mistakes a user can fix.
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """`python -m adamix_runner` is `adamix-run`."""
 
-from adamix_runner.cli import main
+from adamix_runner.cli.run import main
 
 main()

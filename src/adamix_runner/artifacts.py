@@ -1,4 +1,4 @@
-"""What a run leaves behind: results.json (atomic) and the adapter folder (safetensors + adapter_config.json).
+"""The adapter folder a run leaves behind (safetensors + adapter_config.json); the run folder: run_folder.py.
 
 Adapter folder layout (format 1):
   adaptation.safetensors   every declared adaptation parameter under its module path; stacked expert tensors keep
@@ -18,9 +18,6 @@ writes it (config.json + model.safetensors), which any transformers code loads, 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +31,14 @@ from adamix_runner.adaptation import (
     load_head_state_dict,
 )
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import read_json, write_json_atomic
 
 ADAPTER_FORMAT = 1
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTATION_FILE = "adaptation.safetensors"
+HEAD_FILE = "head.safetensors"
 EXPERTS_FILE = "experts.safetensors"
 FULL_MODEL_CONFIG = "adamix_run.json"
-
-
-def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
-    """Write to a temporary sibling, then rename: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(record, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error}); remove or restore it.") from error
 
 
 def _contiguous(state):
@@ -70,10 +50,10 @@ def save_adapter(model, folder: Path, meta: dict[str, Any], experts: dict | None
 
     ``experts``: the unmerged adaptation state of a mixture that ``model`` holds merged (experts.safetensors)."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(_contiguous(adaptation_state_dict(model)), str(folder / "adaptation.safetensors"))
+    save_file(_contiguous(adaptation_state_dict(model)), str(folder / ADAPTATION_FILE))
     if experts is not None:
         save_file(_contiguous(experts), str(folder / EXPERTS_FILE))
-    save_file(_contiguous(head_state_dict(model)), str(folder / "head.safetensors"))
+    save_file(_contiguous(head_state_dict(model)), str(folder / HEAD_FILE))
     write_json_atomic(folder / ADAPTER_CONFIG, {"format": ADAPTER_FORMAT, **meta})
 
 
@@ -105,8 +85,8 @@ def load_adapter(model, folder: Path, experts: bool = False) -> None:
     """Strict load: every key and shape must match the model built from the same config; ``experts`` loads the
     unmerged mixture (experts.safetensors) into a model built with every expert."""
     for name, load in (
-        (EXPERTS_FILE if experts else "adaptation.safetensors", load_adaptation_state_dict),
-        ("head.safetensors", load_head_state_dict),
+        (EXPERTS_FILE if experts else ADAPTATION_FILE, load_adaptation_state_dict),
+        (HEAD_FILE, load_head_state_dict),
     ):
         try:
             load(model, load_file(str(folder / name)))

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import METRICS
 
 TRAIN_PREFIX = "train/"
 # The console leaves these to the progress bar and to the "resumed from" line that the loop prints itself.
@@ -45,7 +46,7 @@ class JsonlTracker:
 
     def __init__(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         self._file = self.path.open("a", encoding="utf-8")
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
@@ -126,6 +127,18 @@ class Console:
             table.add_row(name, value)
         self.console.print(table)
 
+    def print_parameters(self, counts) -> None:
+        """The parameter counts of the built model (adaptation.count_parameters)."""
+        rows = [(name, f"{getattr(counts, name):,}") for name in ("trainable", "inference", "backbone", "head")]
+        self.print_results_table(rows, title="parameters")
+
+    def print_summary(self, record: Mapping[str, Any]) -> None:
+        """A run's results.json record: its metrics, parameter counts and timings."""
+        rows = [(name, f"{value:.4f}") for name, value in record["metrics"].items()]
+        rows += [(f"#params {name}", f"{value:,}") for name, value in record["params"].items()]
+        rows += [(f"time {name}", f"{value:.1f} s") for name, value in record["timing"].items()]
+        self.print_results_table(rows, title=f"{record['status']}: {record['task']} / {record['model']}")
+
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         """Evaluation metrics as one line; training steps are the progress bar's business."""
         shown = {key: value for key, value in metrics.items() if not key.startswith(QUIET_PREFIXES)}
@@ -186,11 +199,24 @@ class WandbTracker:
 
 
 class CompositeTracker:
-    """Fans each call out to every tracker; `console` is the rich Console among them, or None."""
+    """Fans each call out to every tracker; `console` is the rich Console among them, or None. The `show_*` views
+    go to that console and are skipped without one (logger.kinds without console, a rank other than 0)."""
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
         self.console = next((t for t in self.trackers if isinstance(t, Console)), None)
+
+    def show_config(self, config: Mapping) -> None:
+        if self.console is not None:
+            self.console.print_config_tree(config)
+
+    def show_parameters(self, counts) -> None:
+        if self.console is not None:
+            self.console.print_parameters(counts)
+
+    def show_summary(self, record: Mapping[str, Any]) -> None:
+        if self.console is not None:
+            self.console.print_summary(record)
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         for tracker in self.trackers:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.cli.preflight import check_overrides
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
-from adamix_runner.preflight import check_overrides
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from hydra.core.global_hydra import GlobalHydra
 
 import adamix_runner.pipelines.classification as classification
-from adamix_runner import cli, export_cli
+from adamix_runner.cli import export as export_cli
+from adamix_runner.cli import run as cli
 from adamix_runner.training import checkpoint
 from tests.conftest import FIXTURES
 

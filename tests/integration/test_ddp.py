@@ -1,6 +1,6 @@
 """One run on two CPU processes (torchrun, gloo DDP) against one process with the same global batch.
 
-The launch is the real CLI: this file, run as a script under torchrun, calls ``adamix_runner.cli.main`` with
+The launch is the real CLI: this file, run as a script under torchrun, calls ``adamix_runner.cli.run.main`` with
 ``Router.draw`` wrapped to record every training draw of its rank. Dropout is switched off, so that the two runs
 differ only by the gradient all-reduce: the same seed gives the same sample order (the seedable sampler) and the same
 expert draws on every rank, and each optimizer step sees the same global batch of 8 (2 x 4 against 1 x 8).
@@ -41,8 +41,8 @@ PER_RANK_BATCH, PROCESSES = 4, 2
 
 def _probe() -> None:
     """Under torchrun: the real CLI, with this rank's training expert draws written to $ADAMIX_TEST_ROUTING_LOG."""
-    from adamix_runner import cli
     from adamix_runner.adaptation import Router
+    from adamix_runner.cli import run as cli
 
     draws: list[list[int]] = []
     original = Router.draw

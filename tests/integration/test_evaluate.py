@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamix_runner.evaluate_cli import evaluate_run, main
+from adamix_runner.cli.evaluate import main
+from adamix_runner.evaluate import evaluate_run
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -32,7 +33,7 @@ def _evaluation(folder, name: str) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The same training under each inference rule: routing in training does not depend on it."""
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path_factory.mktemp("runs")
     rules = {"merge": [], "random": [], "fixed": ["peft.fixed_expert=1"], "ensemble": []}
@@ -90,7 +91,7 @@ def test_the_experts_rule_evaluates_every_single_expert_of_an_unmerged_run(train
 
 
 def test_eval_only_under_another_rule_reads_the_kept_experts(trained, tmp_path):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     adapter = trained["merge"].run_dir / "adapter"
     overrides = [*TINY, "eval_only=true", f"adapter_path={adapter}", "peft.inference=fixed", "peft.fixed_expert=1"]
@@ -138,7 +139,7 @@ def test_generation_runs_keep_each_rules_predictions_apart(compose_run):
 def test_random_seed0_equals_a_random_run_that_also_evaluated_every_epoch(tmp_path):
     """Every evaluation restarts the eval-time routing stream: the epoch-end evaluations (the default) do not shift
     the draws of the final one, so random-seed0.json is what the peft.inference=random run reported."""
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     overrides = [o for o in TINY if not o.startswith(("train.eval_every_epoch", "train.max_steps"))]
     cfg = compose_config(f"output_root={tmp_path}", "logger=none", *overrides, "train.max_steps=16",

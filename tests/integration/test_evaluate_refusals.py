@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from adamix_runner.evaluate_cli import main
+from adamix_runner.cli.evaluate import main
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -25,7 +25,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path_factory.mktemp("runs")
     return run(compose_config(f"output_root={root}", *TINY)).run_dir

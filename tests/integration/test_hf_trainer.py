@@ -23,11 +23,11 @@ from transformers import (
 
 from adamix_runner import AdaMixConfig, add_adamix, load_adamix
 from adamix_runner.adaptation import adaptation_state_dict, apply
-from adamix_runner.config import adaptation_spec
+from adamix_runner.config.checks import adaptation_spec
 from adamix_runner.hf import AdaMixTrainer
+from adamix_runner.models.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.pipelines import classification
 from adamix_runner.run import run
-from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.training import loop
 from tests.conftest import FIXTURES
 

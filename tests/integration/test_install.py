@@ -10,11 +10,11 @@ from pathlib import Path
 import tomllib
 from setuptools import find_namespace_packages, find_packages
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.config.compose import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 FIND_CONFIG = (
-    "import adamix_runner.cli as c; print(c.CONFIG_DIR); "
+    "import adamix_runner.config.compose as c; print(c.CONFIG_DIR); "
     "print(c.compose_config('task=mrpc', 'peft=adamix').peft.num_experts)"
 )
 

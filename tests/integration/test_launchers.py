@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "glue" / "mrpc"
 POINT = [

@@ -11,10 +11,11 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
-from adamix_runner.cli import CONFIG_DIR
+from adamix_runner.build import rebuild_run
+from adamix_runner.cli.export import export_run
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
-from adamix_runner.export_cli import export_run, load_run
-from adamix_runner.models import load_model
+from adamix_runner.models.encoder import load_model
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -55,7 +56,7 @@ def test_lora_runs_export_to_peft_with_equal_logits(compose_run, method, model):
     folder = export_run(trained.run_dir, "peft")
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA"
-    cfg, ours = load_run(trained.run_dir)
+    cfg, ours = rebuild_run(trained.run_dir)
     set_seed(cfg.seed)  # the same random backbone the run started from
     base = load_model(cfg.model, 2)
     theirs = PeftModel.from_pretrained(base, str(folder)).eval()
@@ -70,7 +71,7 @@ def test_lora_runs_export_to_peft_with_equal_logits(compose_run, method, model):
 def test_lora_run_folds_into_a_plain_transformers_model(compose_run):
     trained = run(compose_run(*MRPC, "model=tiny-bert", "peft=adamix_lora", *SHORT, "train.lr=0.05"))
     folder = export_run(trained.run_dir, "folded")
-    _, ours = load_run(trained.run_dir)
+    _, ours = rebuild_run(trained.run_dir)
     plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
         assert torch.allclose(ours(**_batch()).logits, plain(**_batch()).logits, atol=1e-5, rtol=0)

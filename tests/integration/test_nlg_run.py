@@ -12,9 +12,10 @@ import torch
 from accelerate.utils import set_seed
 from peft import PeftModel
 
+from adamix_runner.build import rebuild_run
+from adamix_runner.cli.export import export_run
 from adamix_runner.errors import UserError
-from adamix_runner.export_cli import export_run, load_run
-from adamix_runner.models_lm import load_causal_lm
+from adamix_runner.models.causal_lm import load_causal_lm
 from adamix_runner.run import run
 from tests.conftest import FIXTURES
 
@@ -54,7 +55,7 @@ def test_e2e_adamix_lora_trains_merges_decodes_and_scores(compose_run):
 def test_nlg_lora_run_exports_to_peft_with_equal_logits(compose_run):
     trained = run(compose_run(*E2E, "peft=adamix_lora", *FAST, "task.metrics=[bleu]", "train.lr=0.05"))
     folder = export_run(trained.run_dir, "peft")
-    cfg, ours = load_run(trained.run_dir)
+    cfg, ours = rebuild_run(trained.run_dir)
     set_seed(cfg.seed)  # the same random backbone the run started from
     theirs = PeftModel.from_pretrained(load_causal_lm(cfg.model), str(folder)).eval()
     ids = torch.arange(5, 25).view(2, 10)

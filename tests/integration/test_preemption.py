@@ -79,7 +79,7 @@ def _train_steps(folder: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path_factory.mktemp("uninterrupted")
     return run(compose_config(*TRAIN, "logger=none", f"output_root={root}"))

@@ -10,9 +10,10 @@ from omegaconf import OmegaConf
 
 import adamix_runner.pipelines.classification as classification
 from adamix_runner.report import cli as report_cli
-from adamix_runner.report import declaration, grid
+from adamix_runner.report import grid
 from adamix_runner.report.runs import scan
 from adamix_runner.run import run
+from adamix_runner.tables import declaration as tables_declaration
 from tests.conftest import FIXTURES
 
 TINY = [
@@ -33,12 +34,12 @@ TABLE = {
     "tasks": ["mrpc"],
     "columns": {"mrpc": {"metric": "validation/accuracy", "label": "MRPC"}},
     "seeds": 3,
-    "rows": [{"id": "adamix", "label": "AdaMix", "match": {"peft.method": "adamix"}}],
+    "rows": [{"id": "adamix", "label": "AdaMix", "overrides": ["peft=adamix"], "match": {"peft.method": "adamix"}}],
 }
 
 
 def test_completed_and_failed_seeds_as_the_runner_writes_them(tmp_path, monkeypatch):
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     root = tmp_path / "out"
     accuracy = {}
@@ -57,6 +58,6 @@ def test_completed_and_failed_seeds_as_the_runner_writes_them(tmp_path, monkeypa
     folder = tmp_path / "tables"
     folder.mkdir()
     OmegaConf.save(OmegaConf.create(TABLE), folder / "real.yaml")
-    monkeypatch.setattr(declaration, "TABLE_DIR", folder)
-    md = report_cli.run(["table=real", f"runs={root}", f"out={tmp_path / 'rep'}"])[0].read_text()
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", folder)
+    md = report_cli.report(["table=real", f"runs={root}", f"out={tmp_path / 'rep'}"])[0].read_text()
     assert f"{cell.stats.format()} [1 failed]" in md

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamix_runner.run import build_model, run
+from adamix_runner.build import build_model
+from adamix_runner.run import run
 from adamix_runner.tracking import JsonlTracker
 from tests.conftest import FIXTURES
 

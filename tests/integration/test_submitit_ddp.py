@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.run import run
 from tests.integration.test_ddp import COMMON, _run_folder, _weights
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from adamix_runner import cli
+from adamix_runner.cli import run as cli
 from adamix_runner.tables import cli as table_cli
 from adamix_runner.tables import launch
 from adamix_runner.tables.plan import make_plan

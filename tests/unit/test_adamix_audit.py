@@ -14,8 +14,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from adamix_runner.adaptation import AdaptationSpec, BottleneckAdapter, ExpertLinear, Router, apply
 from adamix_runner.adaptation import trainable_parameters as trainable
-from adamix_runner.cli import compose_config
-from adamix_runner.config import adaptation_spec
+from adamix_runner.config.checks import adaptation_spec
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.training.losses import adamix_loss
 from adamix_runner.training.optim import build_optimizer, build_scheduler

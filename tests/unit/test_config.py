@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import CONFIG_DIR
-from adamix_runner.config import config_hash, run_dir, validate
+from adamix_runner.config.checks import validate
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import config_hash, run_dir
 from tests.conftest import compose_config
 
 

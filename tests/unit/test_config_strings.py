@@ -12,9 +12,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.nodes import StringNode
 
-from adamix_runner.cli import CONFIG_DIR, compose_config
-from adamix_runner.config import validate
-from adamix_runner.config_strings import LIST_KEYS, SCALAR_KEYS
+from adamix_runner.config.checks import validate
+from adamix_runner.config.compose import CONFIG_DIR, compose_config
+from adamix_runner.config.strings import LIST_KEYS, SCALAR_KEYS
 from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from adamix_runner.models_prompt import load_prompt_model
+from adamix_runner.models.prompt import load_prompt_model
+from adamix_runner.models.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.pipelines import prompt as prompt_pipeline
 from adamix_runner.tasks import load
 from adamix_runner.tasks.encode_prompt import PromptEncoder, Rendering, label_word_ids
 from adamix_runner.tasks.fewshot import options
-from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 from .test_prompt import LIST_DIR, needs_list
 
@@ -180,7 +180,7 @@ def test_the_label_words_own_rows_start_as_the_tied_ones_and_train_alone(compose
     """LiST's untied decoder (audit D-A3): the label words' rows are a copy, trained with the head; the
     vocabulary projection stays frozen and untouched; tied keeps the earlier frozen behaviour."""
     from adamix_runner.adaptation import apply, count_parameters, trainable_parameters
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
 
     cfg = compose_run("task=fewshot_sst2", f"model={model}", "peft=head")
     torch.manual_seed(0)
@@ -208,7 +208,7 @@ def test_full_fine_tuning_trains_the_tied_matrix_itself(compose_run):
 
 
 def test_config_overrides_reach_a_pretrained_masked_lm(compose_run, tmp_path):
-    """models_prompt used a copy of the loader that dropped model.config_overrides (aesthetics audit §3)."""
+    """The masked-LM prompt loader once dropped model.config_overrides (aesthetics audit §3)."""
     cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta")
     torch.manual_seed(0)
     load_prompt_model(cfg.model).lm.save_pretrained(tmp_path)
@@ -240,7 +240,7 @@ def test_lists_houlsby_is_its_adapter_with_a_relu(compose_run):
     sub-layers; the runner's GELU adapter with biases stays peft.adapter_form=expert_soup."""
     from adamix_runner.adaptation import apply
     from adamix_runner.adaptation.adapter import AdaptedModule
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
 
     cfg = compose_run("task=fewshot_sst2", "model=tiny-roberta", "peft=houlsby", "peft.adapter_form=list_relu")
     model = prompt_pipeline.load_model(cfg, 2)
@@ -275,7 +275,7 @@ def test_lists_weight_decay_rule_decays_the_lm_heads_layer_norm(compose_run):
 def test_lists_seed_rule_trains_split_k_with_seed_k(compose_run):
     """fewshot.train_seed=split (Table 6): the table's seed 0 reads split 1 and trains it with seed 1, as LiST's
     run.sh does; the default trains it with seed 0. The adapter's initialisation shows which seed ran."""
-    from adamix_runner.run import build_model
+    from adamix_runner.build import build_model
     from adamix_runner.tasks.fewshot import training_seed
 
     def init(*extra):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.tasks import fewshot
 from tests.conftest import FIXTURES

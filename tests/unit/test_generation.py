@@ -19,7 +19,7 @@ from adamix_runner.evaluation.generation import (
     stop_ids,
 )
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
-from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
+from adamix_runner.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids
 from adamix_runner.training.lm_losses import lm_adamix_loss, lm_loss
 from tests.conftest import FIXTURES, compose_config

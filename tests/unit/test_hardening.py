@@ -14,11 +14,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from adamix_runner import config
-from adamix_runner.cli import CONFIG_DIR, compose_config
+from adamix_runner.config.compose import CONFIG_DIR, compose_config
 from adamix_runner.errors import UserError
-from adamix_runner.models import expected_load_report
+from adamix_runner.models.encoder import expected_load_report
 from adamix_runner.training import checkpoint as ckpt
-from adamix_runner.training.loop import BEST_PREFIX, _restore
+from adamix_runner.training.checkpoint import BEST_PREFIX, restore
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 
 
@@ -49,7 +49,7 @@ def _setup_with_checkpoint(tmp_path: Path, saved: dict[str, torch.Tensor], curre
 def test_a_checkpoint_of_other_shapes_is_refused_before_anything_is_copied(tmp_path, saved):
     setup = _setup_with_checkpoint(tmp_path, saved, {"w": torch.zeros(4, 3), "b": torch.zeros(3)})
     with pytest.raises(UserError, match=r"does not fit this model: .* has shape \(\d+, ?\d*\), the model's is"):
-        _restore(setup, optimizer=None, scheduler=None)
+        restore(setup, optimizer=None, scheduler=None)
     assert all(not param.any() for _, param in setup.params)
 
 
@@ -103,7 +103,7 @@ def test_only_the_report_of_the_newly_initialised_head_is_dropped():
 def test_pretrained_loading_reports_no_new_head_but_keeps_real_reports(caplog):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from adamix_runner.models import _quiet_head_report, load_model
+    from adamix_runner.models.encoder import _quiet_head_report, load_model
 
     def reports() -> list[str]:
         return [record.getMessage() for record in caplog.records if "LOAD REPORT" in record.getMessage()]
@@ -139,7 +139,7 @@ def test_train_values_come_from_the_yaml_alone():
 def test_one_training_forward_gives_every_trainable_parameter_a_gradient(method):
     """What DDP without find_unused_parameters needs: undrawn experts get a zero gradient, not None."""
     from adamix_runner.adaptation import trainable_parameters
-    from adamix_runner.run import build_model
+    from adamix_runner.build import build_model
 
     cfg = compose_config("model=tiny-bert", f"peft={method}")
     model, router, _ = build_model(cfg, num_labels=2)

@@ -419,7 +419,7 @@ def test_bitfit_bias_only_training_step_moves_only_biases():
 
 
 def test_adapter_activation_is_the_official_one_per_task_kind():
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
     from tests.conftest import compose_config
 
     assert adaptation_spec(compose_config("task=mrpc", "model=tiny-bert")).adapter_activation == "gelu"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
-from adamix_runner import models
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
+from adamix_runner.models import encoder as models
 
 
 def test_a_bf16_checkpoint_loads_in_fp32(tmp_path):

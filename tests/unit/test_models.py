@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import load_model
-from adamix_runner.models_lm import load_causal_lm
+from adamix_runner.models.causal_lm import load_causal_lm
+from adamix_runner.models.encoder import load_model
+from adamix_runner.models.prompt import load_prompt_model
 from tests.conftest import compose_config
 
 
@@ -56,3 +57,31 @@ def test_config_overrides_refuse_a_key_the_config_lacks(tmp_path):
     cfg = compose_config("model=tiny-gpt2", "+model.config_overrides.resid_dropout=0.0")
     with pytest.raises(UserError, match=r"names \['resid_dropout'\], which the gpt2 config"):
         load_causal_lm(cfg.model)
+
+
+def _prompt_lm(model_cfg):
+    return load_prompt_model(model_cfg).lm
+
+
+PROMPT = ("task=fewshot_sst2",)
+KINDS = {  # kind -> (its entry function, its task, a model of that kind, a dropout key of its config)
+    "classification": (lambda model_cfg: load_model(model_cfg, 2), (), "tiny-bert", "hidden_dropout_prob"),
+    "generation": (load_causal_lm, (), "tiny-gpt2", "resid_pdrop"),
+    "prompt_masked": (_prompt_lm, PROMPT, "tiny-roberta", "hidden_dropout_prob"),
+    "prompt_causal": (_prompt_lm, PROMPT, "tiny-gpt2", "resid_pdrop"),
+}
+
+
+@pytest.mark.parametrize("pretrained", [False, True])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_config_overrides_reach_every_kind_on_every_path(kind, pretrained, tmp_path):
+    """Every entry function goes through models/load.py: the override sets the config and builds the modules."""
+    load, task, model, key = KINDS[kind]
+    overrides = (*task, f"model={model}", f"+model.config_overrides.{key}=0.25")
+    if pretrained:
+        torch.manual_seed(0)
+        load(compose_config(*task, f"model={model}").model).save_pretrained(tmp_path)
+        overrides += ("model.pretrained=true", f"model.path={tmp_path}")
+    loaded = load(compose_config(*overrides).model)
+    assert getattr(loaded.config, key) == 0.25
+    assert 0.25 in _dropouts(loaded)

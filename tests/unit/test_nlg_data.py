@@ -8,9 +8,9 @@ from transformers import AutoTokenizer
 
 from adamix_runner import tasks
 from adamix_runner.errors import OfflineError, UserError
+from adamix_runner.models.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.tasks.encode_lm import IGNORE, LMCollator, encode_pairs, left_pad, prompt_ids
 from adamix_runner.tasks.nlg import linearise_e2e, linearise_triples
-from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 from tests.conftest import FIXTURES, compose_config
 
 NLG = FIXTURES / "nlg"

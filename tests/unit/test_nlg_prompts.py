@@ -11,7 +11,7 @@ from datasets import Dataset
 from adamix_runner.errors import UserError
 from adamix_runner.evaluation.generation import decode_completion, stop_ids
 from adamix_runner.evaluation.nlg_metrics import score_split
-from adamix_runner.models_lm import load_lm_tokenizer
+from adamix_runner.models.causal_lm import load_lm_tokenizer
 from adamix_runner.tasks.encode_lm import IGNORE, encode_pairs, prompt_ids, special_ids, uses_chat
 from tests.conftest import compose_config
 

@@ -8,8 +8,10 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
+from adamix_runner.report import cli as report_cli
+from adamix_runner.report import declaration as report_declaration
 from adamix_runner.tables import declaration
 from adamix_runner.tables.plan import evaluation_files, make_plan, training_samples, views
 
@@ -39,7 +41,7 @@ def test_training_samples_count_max_steps_times_the_global_batch_else_capped_spl
 
 
 def test_the_evaluation_files_are_the_ones_adamix_evaluate_writes():
-    from adamix_runner.evaluate_cli import planned
+    from adamix_runner.run_folder import evaluations as planned
 
     for table_id in ("table7", "figure5", "study_rules"):
         decl = declaration.load(table_id)
@@ -106,32 +108,56 @@ def _bad(**changes) -> dict:
     return table
 
 
-@pytest.mark.parametrize(
-    ("table", "message"),
-    [
-        (_bad(title=None), "missing key 'title'"),
-        (_bad(id="other"), "id 'other' differs from the file name"),
-        (_bad(kind="matrix"), "kind must be one of ('grid', 'inference'), not 'matrix'"),
-        (_bad(profiles={"gpu": {}, "paper": {}}), "profiles must be among ('paper', 'smoke')"),
-        (_bad(profiles={"smoke": {}}), "needs a paper profile"),
-        (_bad(rows=[*GRID["rows"], *GRID["rows"]]), "row ids must be unique"),
-        (_bad(recipes={"rte": {"overrides": []}}), "recipe for 'rte', which is not among tasks ['polarity']"),
-        (_bad(rows=[{"id": "a", "overrides": [], "not_run": "x"}]), "row 'a' needs overrides or not_run (one)"),
-        (_bad(rows=[{"id": "a"}]), "row 'a' needs overrides or not_run (one)"),
-        (_bad(kind="inference"), "inference needs from, rows_from, rules"),
-        (
-            _bad(kind="inference", rules=["merge"], rows_from=["adapter"], rows=[{"id": "r", "rule": "random"}])
-            | {"from": "demo"},
-            "row 'r' needs a rule among ['merge']",
-        ),
-    ],
-)
+BAD_DECLARATIONS = [
+    (_bad(title=None), "missing key 'title'"),
+    (_bad(id="other"), "id 'other' differs from the file name"),
+    (_bad(kind="matrix"), "kind must be one of ('grid', 'inference'), not 'matrix'"),
+    (_bad(profiles={"gpu": {}, "paper": {}}), "profiles must be among ('paper', 'smoke')"),
+    (_bad(profiles={"smoke": {}}), "needs a paper profile"),
+    (_bad(rows=[*GRID["rows"], *GRID["rows"]]), "row ids must be unique"),
+    (_bad(recipes={"rte": {"overrides": []}}), "recipe for 'rte', which is not among tasks ['polarity']"),
+    (_bad(rows=[{"id": "a", "overrides": [], "not_run": "x"}]), "row 'a' needs overrides or not_run (one)"),
+    (_bad(rows=[{"id": "a"}]), "row 'a' needs overrides or not_run (one)"),
+    (_bad(kind="inference"), "inference needs from, rows_from, rules"),
+    (
+        _bad(kind="inference", rules=["merge"], rows_from=["adapter"], rows=None) | {"from": "demo"},
+        "missing key 'rows'",
+    ),
+    (
+        _bad(kind="inference", rules=["merge"], rows_from=["adapter"], rows=[{"id": "r", "rule": "random"}])
+        | {"from": "demo"},
+        "row 'r' needs a rule among ['merge']",
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "message"), BAD_DECLARATIONS)
 def test_a_bad_declaration_is_refused_with_what_is_wrong(table, message, tmp_path, monkeypatch):
     OmegaConf.save(OmegaConf.create(table), tmp_path / "good.yaml")
     monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
     with pytest.raises(UserError) as error:
         declaration.load("good")
     assert str(error.value) == f"conf/table/good.yaml: {message}"
+
+
+@pytest.mark.parametrize(("table", "message"), BAD_DECLARATIONS)
+def test_the_report_refuses_what_adamix_table_refuses_with_the_same_message(table, message, tmp_path, monkeypatch):
+    """One reader, one set of checks: adamix-report's load is adamix-table's (an inference table without `rows`
+    was once accepted by the report alone)."""
+    OmegaConf.save(OmegaConf.create(table), tmp_path / "good.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    with pytest.raises(UserError) as error:
+        report_declaration.load("good")
+    assert str(error.value) == f"conf/table/good.yaml: {message}"
+    with pytest.raises(UserError) as error:
+        report_cli.report(["table=good", f"runs={tmp_path}"])
+    assert str(error.value) == f"conf/table/good.yaml: {message}"
+
+
+def test_the_good_declaration_loads_through_both_readers(tmp_path, monkeypatch):
+    OmegaConf.save(OmegaConf.create(GRID), tmp_path / "good.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    assert OmegaConf.to_container(declaration.load("good")) == report_declaration.load("good") == GRID
 
 
 def test_the_good_declaration_loads():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.tables import declaration, launch
 from adamix_runner.tables.cost import expected_batch_max, weights
 from adamix_runner.tables.plan import _cell_plan, make_plan

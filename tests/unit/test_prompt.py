@@ -11,11 +11,11 @@ from transformers import AutoTokenizer
 
 from adamix_runner.config import package_path
 from adamix_runner.errors import UserError
-from adamix_runner.models_prompt import PromptModel, load_prompt_model
+from adamix_runner.models.prompt import PromptModel, load_prompt_model
+from adamix_runner.models.tokenizer_assets import gpt2_tokenizer_path
 from adamix_runner.tasks import load
 from adamix_runner.tasks.encode_prompt import PromptEncoder, Rendering, label_word_ids, parse_template
 from adamix_runner.tasks.fewshot import options
-from adamix_runner.tokenizer_assets import gpt2_tokenizer_path
 
 LIST_DIR = Path(__file__).parents[2] / ".." / "shared" / "data" / "fewshot-list"
 needs_list = pytest.mark.skipif(not LIST_DIR.is_dir(), reason=f"the LiST splits are not at {LIST_DIR} (../shared)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.tables import cli
 from tests.integration.test_table_launch import SUBMITIT_LOCAL_SMOKE
 

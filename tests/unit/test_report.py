@@ -13,8 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.report import cli, declaration, grid, paper, sweep
-from adamix_runner.report.aggregate import Cell, average, summarize
+from adamix_runner.report.aggregate import SeedValues, average, summarize
 from adamix_runner.report.runs import scan
+from adamix_runner.tables import declaration as tables_declaration
 
 TABLE = {
     "id": "toy1",
@@ -35,10 +36,18 @@ TABLE = {
             "id": "adamix",
             "label": "AdaMix",
             "paper_row": "AdaMix",
+            "overrides": ["peft=adamix", "peft.adapter_dim=16"],
             "match": {"peft.method": "adamix", "peft.adapter_dim": 16},
             "source": "paper",
         },
-        {"id": "lora", "label": "LoRA", "paper_row": "LoRA†", "match": {"peft.method": "lora"}, "source": "paper"},
+        {
+            "id": "lora",
+            "label": "LoRA",
+            "paper_row": "LoRA†",
+            "overrides": ["peft=lora"],
+            "match": {"peft.method": "lora"},
+            "source": "paper",
+        },
         {"id": "unipelt", "label": "UniPELT", "paper_row": None, "not_run": "no UniPELT method"},
     ],
 }
@@ -128,7 +137,7 @@ def test_the_average_is_per_seed_over_complete_columns_and_the_paper_is_beside_i
     assert lora.average.format() == "incomplete"
     assert (adamix.paper["rte"], adamix.paper["mrpc"], adamix.paper_params) == (89.2, 91.9, "0.8M")
     assert adamix.paper_average == 89.9
-    assert average([Cell(values={0: 1.0, 1: 2.0}), Cell(values={1: 4.0})]).values == {1: 3.0}
+    assert average([SeedValues(values={0: 1.0, 1: 2.0}), SeedValues(values={1: 4.0})]).values == {1: 3.0}
 
 
 @pytest.mark.parametrize(
@@ -155,6 +164,15 @@ def test_paper_rows_are_found_by_label_and_size_and_unknown_ones_are_refused():
     assert paper.format_params(811392, 1) == "0.8M" and paper.format_params(393216, 2) == "0.39M"
 
 
+def _inference(table_id: str, **keys) -> dict:
+    """An inference table over TABLE's runs with every key the declaration contract requires."""
+    return (
+        {"id": table_id, "title": f"{table_id} over toy1", "kind": "inference", "from": "toy1", "rows": []}
+        | {key: TABLE[key] for key in ("profiles", "tasks", "columns")}
+        | keys
+    )
+
+
 def _write_tables(folder: Path, *tables: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for table in tables:
@@ -163,8 +181,8 @@ def _write_tables(folder: Path, *tables: dict) -> Path:
 
 
 def test_the_report_writes_md_csv_tex_and_curves(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE))
-    written = cli.run(["table=toy1", f"runs={runs}"])
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE))
+    written = cli.report(["table=toy1", f"runs={runs}"])
     assert [p.name for p in written] == ["toy1.md", "toy1.tex", "toy1.csv", "toy1-curves.png"]
     assert written[0].parent == runs / "reports"
     md = written[0].read_text()
@@ -193,9 +211,9 @@ def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeyp
         evaluations["fixed-expert0"] = acc(0.70)
         make_run(root, "rte", "adamix", seed, metrics=acc(0.85), evaluations=evaluations)
     make_run(root, "mrpc", "adamix", 0, metrics=acc(0.9))
-    figure = {"id": "fig5", "kind": "inference", "from": "toy1", "paper_table": "figure5", "rows_from": ["adamix"]}
+    figure = _inference("fig5", paper_table="figure5", rows_from=["adamix"])
     figure |= {"rules": ["merge", "random", "fixed"], "random_eval_seeds": 3, "seeds": 2}
-    monkeypatch.setattr(declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE, figure))
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE, figure))
     table = grid.build(declaration.load("fig5"), scan(root))
     merge, random, fixed = table.rows
     assert [row.id for row in table.rows] == ["adamix:merge", "adamix:random", "adamix:fixed"]
@@ -204,7 +222,7 @@ def test_inference_tables_read_evaluations_and_draw_the_violin(tmp_path, monkeyp
     assert fixed.cells["rte"].values == pytest.approx({0: 70.0, 1: 70.0})
     assert random.cells["mrpc"].format() == "not evaluated"
     assert (merge.paper["rte"], random.paper["rte"]) == (89.2, "87.4–89.9")  # roberta-large's Figure 5 reading
-    written = cli.run(["table=fig5", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=fig5", f"runs={root}", f"out={tmp_path / 'rep'}"])
     assert [p.name for p in written][-1] == "fig5-violin.png"
     drawn = json.loads(written[-1].with_suffix(".json").read_text())["tasks"]["RTE"]
     assert sorted(drawn["random routing"]) == pytest.approx([80.0, 81.0, 81.0, 82.0, 82.0, 83.0])
@@ -222,8 +240,10 @@ def test_the_experts_rule_is_the_mean_of_every_single_expert_and_needs_them_all(
         evaluations={f"fixed-expert{i}": acc(0.6 + i / 10) for i in range(4)},
     )
     make_run(root, "rte", "adamix", 1, metrics=acc(0.85), evaluations={f"fixed-expert{i}": acc(0.7) for i in range(3)})
-    rules = {"id": "rules", "kind": "inference", "from": "toy1", "rows_from": ["adamix"], "rules": ["experts"]}
-    monkeypatch.setattr(declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE, rules | {"seeds": 2}))
+    rules = _inference("rules", rows_from=["adamix"], rules=["experts"])
+    monkeypatch.setattr(
+        tables_declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE, rules | {"seeds": 2})
+    )
     (experts,) = grid.build(declaration.load("rules"), scan(root)).rows
     assert experts.cells["rte"].values == pytest.approx({0: 75.0})  # (60 + 70 + 80 + 90) / 4; seed 1 lacks expert 3
     assert experts.label == "single expert (mean over the experts)"
@@ -240,7 +260,7 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     runs = scan(root)
     assert sweep.differing_keys(runs) == ["peft.adapter_dim", "peft.num_experts"]
     assert sweep.heatmaps(runs) == {"": pytest.approx({(8, 1): 108.0, (8, 4): 408.0, (16, 1): 116.0, (16, 4): 416.0})}
-    written = cli.run(["sweep", f"runs={root}", "name=dims"])
+    written = cli.report(["sweep", f"runs={root}", "name=dims"])
     assert [p.name for p in written] == ["dims.md", "dims.tex", "dims.csv", "dims-curves.png", "dims-heatmap.png"]
     md = written[0].read_text()
     assert "| 16 | 4 | validation/accuracy | 416.00 ± 0.00 (2) | 811,392 | 10.0 |" in md
@@ -254,14 +274,14 @@ def test_a_user_sweep_is_grouped_by_its_differing_keys_with_a_heatmap(tmp_path):
     [
         (["tabel=1"], "unknown argument 'tabel=1'"),
         ([], "say which table"),
-        (["table=42"], "table=42: no declaration"),
+        (["table=42"], "no table 'table42' (no table42.yaml in conf/table); declared tables: toy1"),
         (["sweep"], "sweep needs runs="),
         (["table=toy1", "seeds=0"], "seeds=0 must be a positive integer"),
-        (["table=toy1", "profile=gpu"], "profile=gpu is not a profile of table toy1"),
+        (["table=toy1", "profile=gpu"], "table toy1 has no profile 'gpu'; it has: paper, smoke"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE))
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", _write_tables(tmp_path / "tables", TABLE))
     with pytest.raises(SystemExit) as stop:
         cli.main([*argv, f"runs={tmp_path}"] if argv and argv[0] != "sweep" else argv)
     assert stop.value.code == 2
@@ -272,10 +292,11 @@ def test_the_report_never_imports_the_training_stack(runs, tmp_path):
     tables = _write_tables(tmp_path / "tables", TABLE)
     code = (
         "import sys\n"
-        "from adamix_runner.report import cli, declaration\n"
+        "from adamix_runner.report import cli\n"
+        "from adamix_runner.tables import declaration\n"
         f"declaration.TABLE_DIR = __import__('pathlib').Path({str(tables)!r})\n"
-        f"cli.run(['table=toy1', 'runs={runs}'])\n"
-        f"cli.run(['sweep', 'runs={runs}'])\n"
+        f"cli.report(['table=toy1', 'runs={runs}'])\n"
+        f"cli.report(['sweep', 'runs={runs}'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'accelerate', 'datasets', 'adamix_runner.run',\n"
         "         'adamix_runner.pipelines', 'adamix_runner.training') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

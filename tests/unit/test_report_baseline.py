@@ -158,7 +158,7 @@ def test_each_cell_is_paired_when_the_seeds_pair_the_runs_and_welch_otherwise(ru
 def test_the_report_prints_the_differences_says_which_test_and_marks_what_excludes_zero(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(declaration, "load", lambda name, folder=None: TABLE)
     out = tmp_path / "out"
-    written = cli.run(["table=toy_base", f"runs={runs}", f"out={out}"])
+    written = cli.report(["table=toy_base", f"runs={runs}", f"out={out}"])
     assert out / "toy_base-differences.csv" in written
     page = (out / "toy_base.md").read_text()
     assert "## toy_base: differences from the baseline (95% CI over seeds)" in page
@@ -178,7 +178,7 @@ def test_the_report_prints_the_differences_says_which_test_and_marks_what_exclud
 
 def test_a_table_without_a_baseline_has_no_differences(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(declaration, "load", lambda name, folder=None: {**TABLE, "baseline": None})
-    written = cli.run(["table=toy_base", f"runs={runs}", f"out={tmp_path / 'out'}"])
+    written = cli.report(["table=toy_base", f"runs={runs}", f"out={tmp_path / 'out'}"])
     assert not any(path.name.endswith("-differences.csv") for path in written)
     assert "differences from the baseline" not in (tmp_path / "out" / "toy_base.md").read_text()
 

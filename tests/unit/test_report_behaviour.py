@@ -17,6 +17,7 @@ from adamix_runner.errors import UserError
 from adamix_runner.report import cli, declaration, grid, paper
 from adamix_runner.report.aggregate import average, scale
 from adamix_runner.report.runs import scan
+from adamix_runner.tables import declaration as tables_declaration
 
 ADAMIX = {"method": "adamix", "adapter_dim": 16, "num_experts": 4, "inference": "merge"}
 
@@ -73,6 +74,13 @@ def acc(value: float) -> dict[str, float]:
     return {"validation/accuracy": value}
 
 
+ADAMIX_ROW = {
+    "id": "adamix",
+    "label": "AdaMix",
+    "paper_row": "AdaMix",
+    "overrides": ["peft=adamix"],
+    "match": {"peft.method": "adamix"},
+}
 TOY = {
     "id": "toyb",
     "title": "toy table",
@@ -86,7 +94,7 @@ TOY = {
     },
     "average": {"label": "Avg.", "columns": ["rte", "mrpc"]},
     "seeds": 3,
-    "rows": [{"id": "adamix", "label": "AdaMix", "paper_row": "AdaMix", "match": {"peft.method": "adamix"}}],
+    "rows": [ADAMIX_ROW],
 }
 
 
@@ -94,7 +102,7 @@ def _declare(folder: Path, monkeypatch, *tables: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table in tables:
         OmegaConf.save(OmegaConf.create(table), folder / f"{table['id']}.yaml")
-    monkeypatch.setattr(declaration, "TABLE_DIR", folder)
+    monkeypatch.setattr(tables_declaration, "TABLE_DIR", folder)
 
 
 def _cell(root: Path, table: dict = TOY, column: str = "rte", profile: str = "paper"):
@@ -125,7 +133,7 @@ def test_failed_and_interrupted_seeds_as_the_runner_writes_them(tmp_path, monkey
     write_run(root / "only-interrupted", config("rte", 0), status="interrupted")
     assert _cell(root / "only-interrupted").format() == "interrupted"
     _declare(tmp_path / "tables", monkeypatch, TOY)
-    written = cli.run(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
     rows = {r["column"]: r for r in csv.DictReader(next(p for p in written if p.suffix == ".csv").open())}
     assert (rows["rte"]["n"], rows["mrpc"]["status"], rows["mrpc"]["n"]) == ("1", "failed", "0")
 
@@ -142,7 +150,7 @@ STSB_COLA = {
         "stsb": {"metric": "validation/pearson", "also": ["validation/spearman"], "label": "STS-B"},
     },
     "seeds": 3,
-    "rows": [{"id": "adamix", "label": "AdaMix", "paper_row": "AdaMix", "match": {"peft.method": "adamix"}}],
+    "rows": [ADAMIX_ROW],
 }
 
 
@@ -158,7 +166,7 @@ def test_cola_and_stsb_are_reported_in_percent_against_the_papers_numbers(tmp_pa
     assert row.cells["stsb"].values == pytest.approx({0: 89.0, 1: 89.5})
     assert row.cells["stsb:spearman"].values == pytest.approx({0: 88.0, 1: 89.0})
     _declare(tmp_path / "tables", monkeypatch, STSB_COLA)
-    written = cli.run(["table=glue2", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=glue2", f"runs={root}", f"out={tmp_path / 'rep'}"])
     rows = {r["column"]: r for r in csv.DictReader(next(p for p in written if p.suffix == ".csv").open())}
     shown = {column: (r["mean"], r["std"], r["n"], r["paper"], r["difference"]) for column, r in rows.items()}
     assert shown == {
@@ -202,7 +210,7 @@ def test_table2s_average_is_per_seed_over_the_eight_tasks_with_f1_for_qqp_and_mr
     root = tmp_path / "out"
     for task, per_seed in TABLE2_ADAMIX.items():
         for seed, metrics in enumerate(per_seed):
-            cfg = config(task, seed, "tiny-bert", adapter_dim=48)
+            cfg = config(task, seed, "tiny-bert", adapter_dim=48, share="up")
             write_run(root, cfg, metrics=metrics)
     table = grid.build(declaration.load("table2"), scan(root), "smoke")
     adamix = next(row for row in table.rows if row.id == "adamix_adapter")
@@ -221,7 +229,7 @@ def test_the_curves_figure_draws_each_rows_training_loss(tmp_path, monkeypatch):
     write_run(root, config("rte", 1), metrics=acc(0.8), curve=[(1, 5.0)])
     write_run(root, config("mrpc", 0), status="failed")
     _declare(tmp_path / "tables", monkeypatch, TOY)
-    written = cli.run(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=toyb", f"runs={root}", f"out={tmp_path / 'rep'}"])
     figure = next(p for p in written if p.name == "toyb-curves.png")
     drawn = json.loads(figure.with_suffix(".json").read_text())
     assert drawn["key"] == "train/loss"
@@ -235,10 +243,12 @@ def test_the_violin_draws_every_random_routing_evaluation_and_the_merged_mean(tm
         evaluations["random-seed3"] = acc(0.1)  # beyond random_eval_seeds: not drawn
         evaluations["merge"] = acc(0.85 + seed / 100)
         write_run(root, config("rte", seed), metrics=acc(0.5), evaluations=evaluations)
-    figure = {"id": "fig5b", "kind": "inference", "from": "toyb", "paper_table": "figure5", "rows_from": ["adamix"]}
+    figure = {"id": "fig5b", "title": "fig5b over toyb", "kind": "inference", "from": "toyb", "rows": []}
+    figure |= {key: TOY[key] for key in ("profiles", "tasks", "columns")}
+    figure |= {"paper_table": "figure5", "rows_from": ["adamix"]}
     figure |= {"rules": ["merge", "random"], "random_eval_seeds": 3, "seeds": 2}
     _declare(tmp_path / "tables", monkeypatch, TOY, figure)
-    written = cli.run(["table=fig5b", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    written = cli.report(["table=fig5b", f"runs={root}", f"out={tmp_path / 'rep'}"])
     drawn = json.loads(next(p for p in written if p.name == "fig5b-violin.png").with_suffix(".json").read_text())
     rte = drawn["tasks"]["RTE"]
     assert sorted(rte["random routing"]) == pytest.approx([80.0, 81.0, 81.0, 82.0, 82.0, 83.0])
@@ -255,7 +265,7 @@ def test_the_sweep_heatmap_draws_the_mean_of_each_group(tmp_path):
                 value = dim / 100 + experts / 10 + seed / 1000
                 cfg = config("rte", seed, adapter_dim=dim, num_experts=experts)
                 write_run(root, cfg, metrics=acc(value), tag=f"d{dim}m{experts}", curve=[(1, value)])
-    written = cli.run(["sweep", f"runs={root}", "name=dims"])
+    written = cli.report(["sweep", f"runs={root}", "name=dims"])
     drawn = json.loads(next(p for p in written if p.name == "dims-heatmap.png").with_suffix(".json").read_text())
     assert (drawn["peft.adapter_dim"], drawn["peft.num_experts"]) == ([8, 16], [2, 4])
     assert drawn["values"] == [pytest.approx([28.05, 48.05]), pytest.approx([36.05, 56.05])]
@@ -310,6 +320,7 @@ def test_any_folder_of_run_folders_is_scanned_and_a_missing_one_says_what_to_pas
     record = json.loads((bare.folder / "results.json").read_text())
     record.pop("timing")
     (bare.folder / "results.json").write_text(json.dumps(record))
-    assert "| 80.00 (1) | 811,392 |  |" in cli.run(["sweep", f"runs={root}"])[0].read_text()  # no timing: no "train s"
+    # no timing: no "train s"
+    assert "| 80.00 (1) | 811,392 |  |" in cli.report(["sweep", f"runs={root}"])[0].read_text()
     with pytest.raises(UserError, match=r"does not exist; pass the output root of the runs \(e.g. runs=outputs\)"):
         scan(tmp_path / "nowhere")

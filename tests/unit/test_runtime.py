@@ -14,9 +14,10 @@ from torch import nn
 
 from adamix_runner.adaptation.mixture import ExpertLinear
 from adamix_runner.adaptation.routing import Router
-from adamix_runner.cli import compose_config
-from adamix_runner.config import config_hash, validate
+from adamix_runner.config.checks import validate
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import config_hash
 from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training import loop, runtime
 
@@ -148,7 +149,7 @@ def test_a_checkpoint_from_before_per_rank_states_gives_every_rank_rank_zeros(tm
 def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
     accelerator = SimpleNamespace(num_processes=2)
     with pytest.raises(UserError, match=r"written by 1 processes and this run has 2.*Resume with 1 processes"):
-        loop._same_on_every_rank(3, 1, accelerator, tmp_path)
+        ckpt._same_on_every_rank(3, 1, accelerator, tmp_path)
 
 
 def test_gradient_checkpointing_with_a_routed_mixture_is_refused():

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import CONFIG_DIR
-from adamix_runner.config import validate
+from adamix_runner.config.checks import validate
+from adamix_runner.config.compose import CONFIG_DIR
 from adamix_runner.tables import declaration
 from tests.conftest import compose_config
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from adamix_runner.cli import compose_config
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.run import run
 from adamix_runner.tables import declaration, launch
@@ -189,6 +189,25 @@ def test_every_declared_table_has_a_make_target():
     assert set(declaration.paper_table_ids()) <= targets
     assert {"demo", "study", "study_rules"} <= set(declaration.table_ids()) - set(declaration.paper_table_ids())
     assert "table6" in targets  # the few-shot table's slot
+
+
+def test_all_means_the_paper_tables_grids_first_for_adamix_table_and_adamix_report(monkeypatch, tmp_path):
+    """`adamix-table all` and `adamix-report table=all` take the same tables in the same order: every table but
+    the real CPU ones (cpu_demo), the grid tables before the inference tables that read their runs."""
+    from adamix_runner.report import cli as report_cli
+    from adamix_runner.tables import cli as table_cli
+
+    paper = ["table1", "table2", "table3", "table4", "table5", "table6", "table8", "table9", "table10"]
+    assert declaration.requested("all") == [*paper, "figure5", "table7"]
+    assert declaration.requested("demo") == ["demo"]
+    launched, reported = [], []
+    monkeypatch.setattr(table_cli, "_one", lambda table_id, args: launched.append(table_id) or 0)
+    with pytest.raises(SystemExit) as stop:
+        table_cli.main(["all", "--plan"])
+    assert stop.value.code == 0
+    monkeypatch.setattr(report_cli, "report_table", lambda name, *rest: reported.append(name) or [])
+    report_cli.report(["table=all", f"runs={tmp_path}"])
+    assert launched == reported == declaration.requested("all")
 
 
 def test_an_output_root_override_moves_the_runs_the_evaluations_and_the_report(monkeypatch, tmp_path):

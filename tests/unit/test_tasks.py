@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from adamix_runner import tasks
 from adamix_runner.errors import OfflineError, UserError
-from adamix_runner.hub import hub_reachable, require_hub
+from adamix_runner.sources.hub import hub_reachable, require_hub
 from adamix_runner.tasks.encode import collator, encode
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console as RichConsole
@@ -81,6 +82,40 @@ def test_console_config_tree_and_results_table():
     for expected in ("task", "name: 'mrpc'", "adapter_dim: 16", "num_experts: 4", "seed: 0"):
         assert expected in text
     assert "dev/accuracy" in text and "0.8750" in text and "0.89M" in text
+
+
+def test_console_shows_a_runs_parameters_and_summary_and_a_composite_without_one_shows_nothing():
+    counts = SimpleNamespace(trainable=1234, inference=5678, backbone=1000000, head=42)
+    record = {
+        "status": "completed",
+        "task": "mrpc",
+        "model": "tiny-bert",
+        "metrics": {"validation/accuracy": 0.875},
+        "params": {"trainable": 1234},
+        "timing": {"train_s": 12.345},
+    }
+    console = _recording_console()
+    shown = tracking.CompositeTracker([console])
+    shown.show_config({"seed": 3})
+    shown.show_parameters(counts)
+    shown.show_summary(record)
+    text = console.console.export_text()
+    assert "seed: 3" in text and "parameters" in text and "completed: mrpc / tiny-bert" in text
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    assert cells == [
+        ["trainable", "1,234"],
+        ["inference", "5,678"],
+        ["backbone", "1,000,000"],
+        ["head", "42"],
+        ["validation/accuracy", "0.8750"],
+        ["#params trainable", "1,234"],
+        ["time train_s", "12.3 s"],
+    ]
+    quiet = tracking.CompositeTracker([_Recorder()])
+    quiet.show_config({"seed": 3})
+    quiet.show_parameters(counts)
+    quiet.show_summary(record)
+    assert quiet.trackers[0].logged == []
 
 
 def test_console_log_prints_evaluations_not_training_steps():

@@ -16,8 +16,8 @@ from adamix_runner.adaptation import (
     merge,
     trainable_parameters,
 )
-from adamix_runner.cli import compose_config
-from adamix_runner.config import adaptation_spec, validate
+from adamix_runner.config.checks import adaptation_spec, validate
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.export import export_peft_lora
 

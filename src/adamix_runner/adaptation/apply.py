@@ -56,7 +56,25 @@ def apply(model: nn.Module, spec: AdaptationSpec, seed: int) -> Router:
     for _, param in _head_parameters(model):
         param.requires_grad_(True)
     object.__setattr__(model, ROUTER_ATTR, router)  # plain attribute: not a submodule, not in state_dict
+    router.route_layers([module for module in model.modules() if isinstance(module, ExpertLinear)])
+    # Functions, not the router's bound methods, so that a deep copy of the model copies its hooks. Regional
+    # compilation copies the top module's hooks into the module it returns.
+    model.register_forward_pre_hook(_draw_routes)
+    model.register_forward_hook(_clear_routes, always_call=True)
     return router
+
+
+def _draw_routes(model: nn.Module, args) -> None:
+    # A copy whose router was taken off (export.fold_lora's plain model) keeps the hooks, and has no mixture left.
+    router = getattr(model, ROUTER_ATTR, None)
+    if router is not None:
+        router.draw_routes()
+
+
+def _clear_routes(model: nn.Module, args, output) -> None:
+    router = getattr(model, ROUTER_ATTR, None)
+    if router is not None:
+        router.clear_routes()
 
 
 def router_of(model: nn.Module) -> Router:

@@ -22,8 +22,10 @@ class ExpertLinear(nn.Module):
     """A linear projection with ``num_experts`` experts, routed by the shared :class:`Router`.
 
     Train mode: with M > 1, one expert per view per forward (drawn from ``router.generator``); with M == 1 no
-    draw is made. Eval mode follows ``router.inference``; ``ensemble`` is resolved by the adapter, and a lone
-    linear layer's ensemble equals its merge, so it is served by the merged view here.
+    draw is made. ``route`` holds this forward's draws when the router made them before the model's forward
+    (``adaptation.apply`` attaches it); a layer called on its own draws for itself. Eval mode follows
+    ``router.inference``; ``ensemble`` is resolved by the adapter, and a lone linear layer's ensemble equals its
+    merge, so it is served by the merged view here.
 
     ``bias=False`` gives a bias-free projection (LoRA factors); ``groups=g`` splits input and output into g
     blocks, block i of the output reading only block i of the input (weight [M, out, in / g]): the grouped
@@ -60,6 +62,7 @@ class ExpertLinear(nn.Module):
             # Official NLU init: every expert drawn independently N(0, std), bias 0 (reference §1.4).
             nn.init.normal_(self.weight, mean=0.0, std=init_std)
         self._merged: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.route: torch.Tensor | None = None  # [views] expert indices on the weight's device, set per forward
 
     @property
     def num_experts(self) -> int:
@@ -100,9 +103,16 @@ class ExpertLinear(nn.Module):
         views = self.router.num_views
         if x.shape[0] % views:
             raise ValueError(f"batch dim {x.shape[0]} is not {views} equal stacked views")
-        indices = self.router.draw(self.num_experts)
+        route = self.route
+        if route is None:
+            route = torch.tensor(self.router.draw(self.num_experts), device=self.weight.device)
+        elif not torch.compiler.is_compiling():
+            self.router.take_turn(self)
+        # A tensor index, never .tolist(): no graph break and no host sync under torch.compile.
+        weights = self.weight.index_select(0, route)
+        biases = None if self.bias is None else self.bias.index_select(0, route)
         chunks = x.chunk(views, dim=0)
-        outs = [self._linear(c, *self.expert(i)) for c, i in zip(chunks, indices, strict=True)]
+        outs = [self._linear(c, weights[v], None if biases is None else biases[v]) for v, c in enumerate(chunks)]
         return outs[0] if views == 1 else torch.cat(outs, dim=0)
 
     def _per_row(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,7 @@ PREFIX_TARGETS: dict[str, str] = {
 
 # A sequence-classification head, or the LM head that a prompt reads (cls: BERT's MLM head). The vocabulary
 # projection of an LM head (the output embeddings, usually tied to the input ones) is not part of the head.
-# label_rows: a prompt model's own output rows of its label words (models_prompt.py, LiST's untied decoder).
+# label_rows: a prompt model's own output rows of its label words (models/prompt.py, LiST's untied decoder).
 HEAD_MODULES: dict[str, tuple[str, ...]] = {
     "bert": ("classifier", "cls", "label_rows"),
     "roberta": ("classifier", "lm_head", "label_rows"),

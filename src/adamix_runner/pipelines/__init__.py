@@ -1,6 +1,6 @@
 """What differs between task kinds: the model class, the tokenizer, the data loaders, the loss, the evaluation.
 
-run.py tells the same story for every kind and asks `for_kind(kind)` for these pieces:
+run.py tells the same story for every kind and asks `for_kind(kind)` for these pieces (the `Pipeline` protocol):
 - `load_model(cfg, num_labels, *, on_meta=False, model_cfg=None)` and `load_tokenizer(cfg)`;
 - `prepare(cfg, task, tokenizer, model, accelerator, folder) -> Prepared` (train loader, evaluation, loss, views).
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -22,6 +23,16 @@ class Prepared:
     evaluate: Callable[[], dict[str, float]]
     loss: Callable[[torch.Tensor, dict, int], tuple[torch.Tensor, dict]]
     num_views: int
+
+
+class Pipeline(Protocol):
+    """What one task kind supplies (pipelines/classification.py, generation.py, prompt.py each fill it)."""
+
+    def load_model(self, cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None) -> Any: ...
+
+    def load_tokenizer(self, cfg) -> Any: ...
+
+    def prepare(self, cfg, task, tokenizer, model, accelerator, folder: Path) -> Prepared: ...
 
 
 def seeded_evaluation(model, evaluate: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
@@ -38,7 +49,7 @@ def seeded_evaluation(model, evaluate: Callable[[], dict[str, float]]) -> Callab
     return run
 
 
-def for_kind(kind: str) -> ModuleType:
+def for_kind(kind: str) -> Pipeline:
     if kind == "generation":
         try:
             from adamix_runner.pipelines import generation

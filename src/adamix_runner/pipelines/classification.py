@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from adamix_runner.evaluation.predict import evaluate
-from adamix_runner.models import load_model as _load_model
-from adamix_runner.models import load_tokenizer as _load_tokenizer
+from adamix_runner.models.encoder import load_model as _load_model
+from adamix_runner.models.encoder import load_tokenizer as _load_tokenizer
 from adamix_runner.pipelines import Prepared, seeded_evaluation
 from adamix_runner.tasks.encode import collator, encode
 from adamix_runner.training.batching import make_train_loader

@@ -15,8 +15,9 @@ from omegaconf import OmegaConf
 from adamix_runner.config import GenerationConfig
 from adamix_runner.evaluation.generation import generate
 from adamix_runner.evaluation.nlg_metrics import score_split, write_predictions
-from adamix_runner.models_lm import load_causal_lm, load_lm_tokenizer
+from adamix_runner.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from adamix_runner.pipelines import Prepared, seeded_evaluation
+from adamix_runner.run_folder import PREDICTIONS
 from adamix_runner.tasks.encode_lm import LMCollator, encode_pairs, prompt_ids, uses_chat
 from adamix_runner.training.batching import make_train_loader
 from adamix_runner.training.lm_losses import lm_adamix_loss
@@ -48,7 +49,7 @@ def _evaluator(cfg, task, tokenizer, model, accelerator, folder: Path):
             predictions = gather_object(decoded)  # contiguous shares in rank order: the inputs' order
             scores = None
             if accelerator.is_main_process:
-                write_predictions(folder / "predictions", split, rows["context"], predictions, rows["references"])
+                write_predictions(folder / PREDICTIONS, split, rows["context"], predictions, rows["references"])
                 seen = rows["seen"] if "seen" in rows.column_names else None
                 scores = score_split(split, predictions, rows["references"], task.metrics, task.protocol, seen)
             results.update(broadcast_object_list([scores])[0])

@@ -1,7 +1,7 @@
 """Prompt-based classification (few-shot, the paper's Table 6): template + label words read by an LM head.
 
 The class logits are the LM head's logits at the mask slot (masked LM) or at the last token before the label word
-(causal LM), restricted to the label words (models_prompt.py); the loss is cross-entropy over them, and AdaMix's
+(causal LM), restricted to the label words (models/prompt.py); the loss is cross-entropy over them, and AdaMix's
 consistency term ties the class logits of its two routed views, exactly as in classification (weight 1.0).
 Evaluation scores those class logits with the task's metrics; there is no validation set (the few-shot protocol
 reports the last step).
@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from adamix_runner.adaptation.soft_prompt import soft_prompt_offset
-from adamix_runner.models import load_tokenizer as load_masked_tokenizer
-from adamix_runner.models_lm import load_lm_tokenizer
-from adamix_runner.models_prompt import is_causal, load_prompt_model
+from adamix_runner.models.causal_lm import load_lm_tokenizer
+from adamix_runner.models.encoder import load_tokenizer as load_masked_tokenizer
+from adamix_runner.models.prompt import is_causal, load_prompt_model
 from adamix_runner.pipelines import Prepared
 from adamix_runner.pipelines.classification import class_logit_objective
 from adamix_runner.tasks.encode_lm import special_ids
@@ -29,7 +29,7 @@ from adamix_runner.training.batching import make_train_loader
 
 
 def load_model(cfg, num_labels: int, *, on_meta: bool = False, model_cfg=None):
-    """The prompt model with its label words set (and, LiST's way, their own output rows: models_prompt.py)."""
+    """The prompt model with its label words set (and, LiST's way, their own output rows: models/prompt.py)."""
     model = load_prompt_model(model_cfg or cfg.model, on_meta=on_meta)
     untied = cfg.task.prompt.label_rows == "untied" and cfg.peft.method != "full"
     words = list(cfg.task.prompt.label_words)

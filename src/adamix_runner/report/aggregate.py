@@ -41,8 +41,8 @@ def summarize(values: Sequence[float]) -> Stats | None:
 
 
 @dataclass
-class Cell:
-    """One table cell: the values of its seeds, and what the seeds without a value are (failed, missing, ...)."""
+class SeedValues:
+    """A table cell's values by seed, and what the seeds without a value are (failed, missing, ...)."""
 
     values: dict[int, float] = field(default_factory=dict)  # seed -> value
     statuses: dict[int, str] = field(default_factory=dict)  # seed -> status, for seeds without a value
@@ -67,15 +67,15 @@ class Cell:
         return stats.format(digits) + (f" [{failed} failed]" if failed else "")
 
 
-def average(cells: Sequence[Cell]) -> Cell:
+def average(cells: Sequence[SeedValues]) -> SeedValues:
     """The mean over columns, per seed; a seed counts only where every column has its value (the paper averages
     one number per task). With a column wholly empty, the average is empty too ("incomplete")."""
     if not cells:
-        return Cell(note="incomplete")
+        return SeedValues(note="incomplete")
     seeds = set.intersection(*(set(cell.values) for cell in cells))
     if not seeds:
-        return Cell(note="incomplete")
-    return Cell(values={seed: math.fsum(cell.values[seed] for cell in cells) / len(cells) for seed in seeds})
+        return SeedValues(note="incomplete")
+    return SeedValues(values={seed: math.fsum(cell.values[seed] for cell in cells) / len(cells) for seed in seeds})
 
 
 def difference(ours: Stats | None, paper: float | None) -> float | None:

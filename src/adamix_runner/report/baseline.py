@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adamix_runner.report import declaration
-from adamix_runner.report.aggregate import Cell, scale
+from adamix_runner.report.aggregate import SeedValues, scale
 from adamix_runner.report.grid import Row, Table
 from adamix_runner.report.render import Sheet
 from adamix_runner.report.runs import RunRecord
@@ -39,7 +39,7 @@ def _same_data(row: Row, baseline: Row, column: str, seeds: set[int]) -> bool:
     return all(seed in ours and seed in theirs and _data(ours[seed]) == _data(theirs[seed]) for seed in seeds)
 
 
-def interval(cell: Cell, base: Cell, pairable: bool) -> Interval | str:
+def interval(cell: SeedValues, base: SeedValues, pairable: bool) -> Interval | str:
     """The cell's interval against the baseline cell: paired when `pairable` and both have the same seeds."""
     if len(cell.values) < 2 or len(base.values) < 2:
         return "n < 2"

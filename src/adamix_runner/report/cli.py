@@ -1,7 +1,7 @@
 """`adamix-report`: run folders -> the paper's tables and figures, or a summary of any sweep.
 
     adamix-report table=table1 [runs=outputs] [profile=paper|smoke] [seeds=N] [out=<runs>/reports]
-    adamix-report table=all ...                 every declared table
+    adamix-report table=all ...                 the paper tables, as adamix-table all (not the cpu_demo ones)
     adamix-report sweep runs=<folder> [name=sweep] [out=<folder>/reports]
 
 table=1 is short for table=table1. `runs` is the output root (the folder with runs/, or any folder of run
@@ -24,9 +24,9 @@ from adamix_runner.report import baseline, declaration, figures, grid, render, s
 from adamix_runner.report import paper as paper_data
 from adamix_runner.report.aggregate import scale
 from adamix_runner.report.runs import RunRecord, scan
+from adamix_runner.tables.declaration import DEFAULT_ROOTS, requested
 
 KEYS = {"table", "runs", "profile", "seeds", "out", "name"}
-PROFILE_ROOTS = {"paper": "outputs", "smoke": "outputs/smoke"}
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
@@ -126,7 +126,7 @@ def report_sweep(root: Path, out: Path, name: str) -> list[Path]:
     return written
 
 
-def run(argv: list[str]) -> list[Path]:
+def report(argv: list[str]) -> list[Path]:
     mode, options = parse(argv)
     if mode == "help":
         print(__doc__.strip())
@@ -135,12 +135,12 @@ def run(argv: list[str]) -> list[Path]:
         root = Path(options["runs"])
         return report_sweep(root, Path(options.get("out", root / "reports")), options.get("name", "sweep"))
     profile = options.get("profile", "paper")
-    root = Path(options.get("runs", PROFILE_ROOTS.get(profile, "outputs")))
+    root = Path(options.get("runs", DEFAULT_ROOTS.get(profile, DEFAULT_ROOTS["paper"])))
     out = Path(options.get("out", root / "reports"))
     seeds = options.get("seeds")
     if seeds is not None and not (seeds.isdigit() and int(seeds) > 0):
         raise UserError(f"seeds={seeds} must be a positive integer.")
-    names = declaration.table_ids() if options["table"] == "all" else [options["table"]]
+    names = requested(options["table"])
     written = []
     for name in names:
         written += report_table(name, root, profile, out, int(seeds) if seeds else None)
@@ -149,7 +149,7 @@ def run(argv: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        written = run(sys.argv[1:] if argv is None else argv)
+        written = report(sys.argv[1:] if argv is None else argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,11 +1,9 @@
-"""A table's declaration (conf/table/<id>.yaml, the contract in docs/ARCHITECTURE.md), read without Hydra.
+"""What the report adds to a table's declaration: its columns and their labels.
 
-Keys read here: id, title, paper_table, kind (grid | inference), profiles.<name>.model, tasks, columns, average,
-seeds, recipes.<task>.source, rows (id, label, paper_row, match, source, recipe, not_run), baseline and, for
-inference tables, from, rows_from, rules, random_eval_seeds. Other keys (the launch side's) are ignored.
-
-`baseline` names what each cell is compared with: one row id (every other row against it), or a list of
-[row, baseline row] pairs. An inference table's rows are `<source row>:<rule>`.
+Reading and checking a declaration (`load`, `table_ids`, `requested`, profiles, recipe sources, baseline
+comparisons) is tables/declaration.py's, the one reader both `adamix-table` and `adamix-report` use; it is
+OmegaConf only, so importing it keeps the report free of torch. Here a declaration is a plain dict (resolved), as
+grid.py and baseline.py read it.
 
 `columns` is keyed by task (`mnli: {metric, label}`); a table with several metrics of one task (E2E's BLEU, NIST,
 ...) keys its columns by any id and names the task in each (`bleu: {task: e2e, metric: test/bleu, label: BLEU}`).
@@ -14,15 +12,16 @@ inference tables, from, rows_from, rules, random_eval_seeds. Other keys (the lau
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-import adamix_runner.conf
-from adamix_runner.errors import UserError
+from adamix_runner.tables import declaration as contract
+from adamix_runner.tables.declaration import baseline_pairs, profile_model, recipe_source, row_ids, table_ids
 
-TABLE_DIR = Path(adamix_runner.conf.__file__).parent / "table"
+# the report's own names, then the contract's, which grid.py and baseline.py read through this module
+__all__ = ["METRIC_LABELS", "Column", "columns", "load", "table_id"]
+__all__ += ["baseline_pairs", "profile_model", "recipe_source", "row_ids", "table_ids"]
 
 
 @dataclass(frozen=True)
@@ -33,26 +32,15 @@ class Column:
     label: str
 
 
-def table_ids(folder: Path | None = None) -> list[str]:
-    return sorted(path.stem for path in (folder or TABLE_DIR).glob("*.yaml"))
-
-
 def table_id(name: str) -> str:
     """`table=1` means table1."""
     return f"table{name}" if name.isdigit() else name
 
 
-def load(name: str, folder: Path | None = None) -> dict[str, Any]:
-    """The declaration of table `name` from `folder` (default: the installed conf/table/)."""
-    path = (folder or TABLE_DIR) / f"{table_id(name)}.yaml"
-    if not path.exists():
-        known = ", ".join(table_ids(folder)) or "none"
-        raise UserError(f"table={name}: no declaration {path}; declared tables: {known}.")
-    table = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    for key in ("id", "rows"):
-        if key not in table and not (key == "rows" and table.get("kind") == "inference"):
-            raise UserError(f"{path} has no `{key}` key (see the table contract in docs/ARCHITECTURE.md).")
-    return table
+def load(name: str) -> dict[str, Any]:
+    """The checked declaration of table `name` (tables/declaration.load: the same checks as adamix-table's), as a
+    plain dict."""
+    return OmegaConf.to_container(contract.load(table_id(name)), resolve=True)
 
 
 METRIC_LABELS = {
@@ -90,48 +78,3 @@ def columns(table: dict[str, Any]) -> list[Column]:
     covered = {column.task for column in found}
     found += [Column(task, task, None, task) for task in table.get("tasks", []) if task not in covered]
     return found
-
-
-def row_ids(table: dict[str, Any]) -> list[str]:
-    """The ids of the rows a built table has: the declared rows, or an inference table's `<source row>:<rule>`."""
-    if table.get("kind") != "inference":
-        return [row["id"] for row in table.get("rows") or []]
-    declared = [row["rule"] for row in table.get("rows") or [] if "rule" in row] or list(table.get("rules") or [])
-    return [f"{row}:{rule}" for row in table.get("rows_from") or [] for rule in declared]
-
-
-def baseline_pairs(table: dict[str, Any], rows: list[str]) -> list[tuple[str, str]]:
-    """The declared (row, baseline row) comparisons, checked against the table's rows `rows`."""
-    spec = table.get("baseline")
-    if spec is None:
-        return []
-    where = f"table {table.get('id')}: baseline"
-    if isinstance(spec, str):
-        not_run = {row["id"] for row in table.get("rows") or [] if row.get("not_run")}
-        pairs = [(row, spec) for row in rows if row != spec and row not in not_run]
-    elif isinstance(spec, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in spec):
-        pairs = [(str(row), str(base)) for row, base in spec]
-    else:
-        raise UserError(f"{where} must be a row id or a list of [row, baseline row] pairs, not {spec!r}.")
-    for name in {name for pair in pairs for name in pair} | ({spec} if isinstance(spec, str) else set()):
-        if name not in rows:
-            raise UserError(f"{where} names '{name}', which is no row of the table; its rows: {', '.join(rows)}.")
-    for row, base in pairs:
-        if row == base:
-            raise UserError(f"{where} compares row '{row}' with itself; name two different rows.")
-    return pairs
-
-
-def profile_model(table: dict[str, Any], profile: str) -> str | None:
-    profiles = table.get("profiles") or {}
-    if profiles and profile not in profiles:
-        raise UserError(f"profile={profile} is not a profile of table {table['id']}: {', '.join(profiles)}.")
-    return (profiles.get(profile) or {}).get("model")
-
-
-def recipe_source(table: dict[str, Any], row: dict[str, Any], task: str) -> str:
-    """Where a cell's recipe comes from: the row's own source, or the task's recipe source for rows that use it."""
-    recipe = (table.get("recipes") or {}).get(task)
-    if row.get("recipe") == "none" or recipe is None:
-        return row.get("source", "")
-    return recipe.get("source", "")

@@ -12,9 +12,10 @@ from typing import Any
 
 from adamix_runner.errors import UserError
 from adamix_runner.report import declaration, paper
-from adamix_runner.report.aggregate import Cell, average, scale
+from adamix_runner.report.aggregate import SeedValues, average, scale
 from adamix_runner.report.declaration import Column
 from adamix_runner.report.runs import RunRecord
+from adamix_runner.run_folder import evaluation_names
 
 RULE_LABELS = {
     "merge": "merging",
@@ -29,13 +30,13 @@ RULE_LABELS = {
 class Row:
     id: str
     label: str
-    cells: dict[str, Cell]
+    cells: dict[str, SeedValues]
     sources: dict[str, str]  # column id -> where the cell's recipe comes from
     own_source: str = ""  # the row's own "ours: ..." source, which overrides the tasks' recipes
     params: list[int] = field(default_factory=list)  # our params.inference (distinct values)
     paper: dict[str, float | str | None] = field(default_factory=dict)
     paper_params: str | None = None
-    average: Cell | None = None
+    average: SeedValues | None = None
     paper_average: float | None = None
     runs: dict[str, list[RunRecord]] = field(default_factory=dict)  # column id -> the runs used
     not_run: str | None = None  # why the row has no runs (no such method): the paper's number only
@@ -85,20 +86,15 @@ def result_value(run: RunRecord, column: Column) -> float | str:
 
 def rule_value(rule: str, random_seeds: int | None) -> Value:
     """A run's value under an inference rule, from its evaluations/*.json; random routing is the mean over its
-    evaluation seeds (the first `random_seeds`), `experts` the mean of its single experts (fixed-expert<i>)."""
+    evaluation seeds (the first `random_seeds`), `fixed` its first expert, `experts` the mean of its single
+    experts."""
 
     def value(run: RunRecord, column: Column) -> float | str:
         if run.status != "completed":
             return run.status
         metric = column.metric or run.primary_metric
-        if rule == "random":
-            found = [run.evaluations.get(f"random-seed{k}") for k in range(random_seeds or 1)]
-        elif rule == "fixed":
-            found = [run.evaluations.get("fixed-expert0")]
-        elif rule == "experts":
-            found = [run.evaluations.get(f"fixed-expert{i}") for i in range(int(run.get("peft.num_experts") or 1))]
-        else:
-            found = [run.evaluations.get(rule)]
+        names = evaluation_names([rule], int(run.get("peft.num_experts") or 1), random_seeds or 1)
+        found = [run.evaluations.get(name) for name in names]
         if rule == "merge" and found[0] is None and run.get("peft.inference") == "merge":
             found = [{"metrics": run.metrics}]  # the run's own final evaluation is the merged one
         if any(record is None for record in found):
@@ -110,7 +106,7 @@ def rule_value(rule: str, random_seeds: int | None) -> Value:
 
 
 def build_cell(runs: list[RunRecord], row: dict, column: Column, model: str | None, seeds: int, value: Value):
-    cell, used = Cell(), []
+    cell, used = SeedValues(), []
     for seed in range(seeds):
         candidates = [r for r in runs if r.get("seed") == seed and matches(r, row.get("match"), column.task, model)]
         if not candidates:
@@ -138,7 +134,7 @@ def _row(spec: dict, label: str, table: dict, columns: list[Column], runs, model
         raise UserError(f"table {table['id']}, row {spec['id']}: no `match` (the config keys that find its runs).")
     for column in columns:
         if result.not_run:
-            result.cells[column.id], result.sources[column.id] = Cell(note="not run"), ""
+            result.cells[column.id], result.sources[column.id] = SeedValues(note="not run"), ""
             continue
         result.sources[column.id] = _source(table, spec, column.task)
         result.cells[column.id], result.runs[column.id] = build_cell(runs, spec, column, model, seeds, value)

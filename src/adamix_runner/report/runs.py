@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import CONFIG, EVALUATIONS, METRICS, RESULTS, RUNS, read_json
 
 
 @dataclass
@@ -37,7 +38,7 @@ class RunRecord:
 
     def curve(self, key: str = "train/loss") -> list[tuple[int, float]]:
         """(step, value) pairs of `key` from metrics.jsonl (training steps only)."""
-        path = self.folder / "metrics.jsonl"
+        path = self.folder / METRICS
         if not path.exists():
             return []
         points = []
@@ -57,25 +58,18 @@ def lookup(config: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error}); remove or restore it.") from error
-
-
 def _config(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
     """results.json's resolved config, else the composed one (a failed run's record has none)."""
     if "config" in record:
         return record["config"]
-    composed = folder / ".hydra" / "config.yaml"
+    composed = folder / CONFIG
     return OmegaConf.to_container(OmegaConf.load(composed), resolve=False) if composed.exists() else {}
 
 
 def load_run(results: Path) -> RunRecord:
     folder = results.parent
-    record = _read(results)
-    evaluations = {path.stem: _read(path) for path in sorted((folder / "evaluations").glob("*.json"))}
+    record = read_json(results)
+    evaluations = {path.stem: read_json(path) for path in sorted((folder / EVALUATIONS).glob("*.json"))}
     return RunRecord(
         folder=folder,
         status=record.get("status", "unknown"),
@@ -94,5 +88,5 @@ def scan(root: Path) -> list[RunRecord]:
     """Every run under `root` (an output root with runs/, or any folder of run folders)."""
     if not root.exists():
         raise UserError(f"runs={root} does not exist; pass the output root of the runs (e.g. runs=outputs).")
-    base = root / "runs" if (root / "runs").is_dir() else root
-    return [load_run(path) for path in sorted(base.rglob("results.json"))]
+    base = root / RUNS if (root / RUNS).is_dir() else root
+    return [load_run(path) for path in sorted(base.rglob(RESULTS))]

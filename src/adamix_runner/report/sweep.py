@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from adamix_runner.report.aggregate import Cell, scale
+from adamix_runner.report.aggregate import SeedValues, scale
 from adamix_runner.report.render import Sheet
 from adamix_runner.report.runs import RunRecord
 
@@ -58,9 +58,9 @@ def _order(value: str) -> tuple[int, float, str]:
     return (1, 0.0, value)
 
 
-def cell(runs: list[RunRecord]) -> tuple[Cell, str]:
+def cell(runs: list[RunRecord]) -> tuple[SeedValues, str]:
     """The group's primary metric over its seeds (runs sharing a seed: the newest completed one counts)."""
-    result, metric = Cell(), ""
+    result, metric = SeedValues(), ""
     for run in sorted(runs, key=lambda r: (r.status == "completed", r.mtime)):
         seed = run.get("seed", 0)
         metric = run.primary_metric or metric

@@ -91,7 +91,7 @@ def _one(table_id: str, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(sys.argv[1:] if argv is None else argv)
-    ids = declaration.paper_table_ids() if args.table == "all" else [args.table]
+    ids = declaration.requested(args.table)
     codes = []
     for table_id in ids:
         try:

@@ -83,7 +83,7 @@ def weights(cfg: DictConfig) -> Weights:
 def _weights(key: str) -> Weights:
     from adamix_runner import tasks
     from adamix_runner.adaptation import apply
-    from adamix_runner.config import adaptation_spec
+    from adamix_runner.config.checks import adaptation_spec
     from adamix_runner.pipelines import for_kind
 
     cfg = OmegaConf.create(json.loads(key))

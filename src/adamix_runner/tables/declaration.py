@@ -1,25 +1,30 @@
 """A table is data: `conf/table/<id>.yaml` (the declaration contract, docs/ARCHITECTURE.md "Tables").
 
-This module reads a declaration and expands it into cells (row x task), each with the exact `adamix-run`
-overrides that train it. It uses OmegaConf alone (no Hydra compose, no training code), so the sweeper plugin, the
-planner and the report can all read tables the same way.
+The one reader of a declaration, for both faces: `adamix-table` (and its sweeper plugin) and `adamix-report`. It
+loads and checks a declaration, names the tables `all` means, the profiles and their output roots, the recipe of
+a cell, the baseline comparisons, and expands a declaration into cells (row x task), each with the exact
+`adamix-run` overrides that train it. It uses OmegaConf alone (no Hydra compose, no training code, no torch), so the
+sweeper plugin, the planner and the report read tables the same way; the report adds only its columns and labels
+(report/declaration.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import adamix_runner.conf
 from adamix_runner.errors import UserError
-from adamix_runner.report import declaration as report_declaration
 
 TABLE_DIR = Path(adamix_runner.conf.__file__).parent / "table"
 PROFILES = ("paper", "smoke")
 KINDS = ("grid", "inference")
-DEFAULT_ROOTS = {"paper": "outputs", "smoke": "outputs/smoke"}
+DEFAULT_ROOTS = {"paper": "outputs", "smoke": "outputs/smoke"}  # a profile's output root unless it names one
+ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ def paper_table_ids() -> list[str]:
     """The tables `make tables` runs: every declared one but the real CPU tables (`cpu_demo: true`: table-demo,
     study), which are runs on this machine's offline assets, not the paper's."""
     return [table_id for table_id in table_ids() if not load(table_id).get("cpu_demo", False)]
+
+
+def requested(name: str) -> list[str]:
+    """The tables one request names, the same for `adamix-table` and `adamix-report`: `all` is the paper tables
+    (`paper_table_ids`, launch order: grids, then the inference tables that read them), else the one table."""
+    return paper_table_ids() if name == ALL else [name]
 
 
 def _numeric(table_id: str) -> tuple[str, int]:
@@ -75,11 +86,11 @@ def _check(decl: DictConfig, name: str) -> None:
     require(decl.kind in KINDS, f"kind must be one of {KINDS}, not '{decl.kind}'")
     require(set(decl.profiles) <= set(PROFILES), f"profiles must be among {PROFILES}")
     require("paper" in decl.profiles, "needs a paper profile")
-    row_ids = [row.id for row in decl.rows]
-    require(len(row_ids) == len(set(row_ids)), "row ids must be unique")
+    declared = [row.id for row in decl.rows]
+    require(len(declared) == len(set(declared)), "row ids must be unique")
     plain = OmegaConf.to_container(decl, resolve=False)
     try:
-        report_declaration.baseline_pairs(plain, report_declaration.row_ids(plain))
+        baseline_pairs(plain, row_ids(plain))
     except UserError as error:
         raise UserError(f"conf/table/{name}: {error}") from None
     for task in decl.get("recipes") or {}:
@@ -93,14 +104,62 @@ def _check(decl: DictConfig, name: str) -> None:
         require(("overrides" in row) != ("not_run" in row), f"row '{row.id}' needs overrides or not_run (one)")
 
 
+def row_ids(table: Mapping[str, Any]) -> list[str]:
+    """The ids of the rows a built table has: the declared rows, or an inference table's `<source row>:<rule>`."""
+    if table.get("kind") != "inference":
+        return [row["id"] for row in table.get("rows") or []]
+    declared = [row["rule"] for row in table.get("rows") or [] if "rule" in row] or list(table.get("rules") or [])
+    return [f"{row}:{rule}" for row in table.get("rows_from") or [] for rule in declared]
+
+
+def baseline_pairs(table: Mapping[str, Any], rows: list[str]) -> list[tuple[str, str]]:
+    """The declared (row, baseline row) comparisons, checked against the table's rows `rows`: `baseline` is one
+    row id (every other run row against it) or a list of [row, baseline row] pairs."""
+    spec = table.get("baseline")
+    if spec is None:
+        return []
+    where = f"table {table.get('id')}: baseline"
+    if isinstance(spec, str):
+        not_run = {row["id"] for row in table.get("rows") or [] if row.get("not_run")}
+        pairs = [(row, spec) for row in rows if row != spec and row not in not_run]
+    elif isinstance(spec, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in spec):
+        pairs = [(str(row), str(base)) for row, base in spec]
+    else:
+        raise UserError(f"{where} must be a row id or a list of [row, baseline row] pairs, not {spec!r}.")
+    for name in {name for pair in pairs for name in pair} | ({spec} if isinstance(spec, str) else set()):
+        if name not in rows:
+            raise UserError(f"{where} names '{name}', which is no row of the table; its rows: {', '.join(rows)}.")
+    for row, base in pairs:
+        if row == base:
+            raise UserError(f"{where} compares row '{row}' with itself; name two different rows.")
+    return pairs
+
+
 def output_root(decl: DictConfig, profile: str) -> str:
     return str(profile_of(decl, profile).get("output_root") or DEFAULT_ROOTS[profile])
 
 
-def profile_of(decl: DictConfig, profile: str) -> DictConfig:
-    if profile not in decl.profiles:
-        raise UserError(f"table {decl.id} has no profile '{profile}'; it has: {', '.join(decl.profiles)}")
-    return decl.profiles[profile]
+def profile_of(decl: Mapping[str, Any], profile: str) -> Any:
+    """`profiles.<profile>` of a declaration (a DictConfig, or the report's plain dict)."""
+    if profile not in decl["profiles"]:
+        raise UserError(f"table {decl['id']} has no profile '{profile}'; it has: {', '.join(decl['profiles'])}")
+    return decl["profiles"][profile]
+
+
+def profile_model(table: Mapping[str, Any], profile: str) -> str | None:
+    """The model a profile trains (`profiles.<profile>.model`), which the report's cells are matched on."""
+    return (profile_of(table, profile) or {}).get("model")
+
+
+def recipe(table: Mapping[str, Any], row: Mapping[str, Any], task: str) -> Mapping[str, Any] | None:
+    """The per-task recipe a row's cell takes: the task's `recipes` entry, none for a row with `recipe: none`."""
+    return None if row.get("recipe") == "none" else (table.get("recipes") or {}).get(task)
+
+
+def recipe_source(table: Mapping[str, Any], row: Mapping[str, Any], task: str) -> str:
+    """Where a cell's recipe comes from: the row's own source, or the task's recipe source for rows that use it."""
+    taken = recipe(table, row, task)
+    return row.get("source", "") if taken is None else taken.get("source", "")
 
 
 def seeds(decl: DictConfig, count: int | None) -> list[int]:
@@ -128,17 +187,17 @@ def cells(decl: DictConfig, profile: str) -> list[Cell]:
 
 def _cell(grid: DictConfig, row: DictConfig, task: str, profile: str) -> Cell:
     prof = profile_of(grid, profile)
-    recipe = None if row.get("recipe") == "none" else (grid.get("recipes") or {}).get(task)
+    taken = recipe(grid, row, task)
     overrides = [f"task={task}"]
     if prof.get("model"):
         overrides.append(f"model={prof.model}")
     overrides += _strings(grid.get("common"))
-    overrides += _strings(recipe.overrides) if recipe else []
+    overrides += _strings(taken.overrides) if taken else []
     overrides += _strings(row.overrides)
     overrides += _strings(prof.get("overrides"))
     overrides += _strings((prof.get("tasks") or {}).get(task))
     overrides.append(f"output_root={output_root(grid, profile)}")
-    sources = [str(row.get("source", "paper")), str(recipe.source) if recipe else "paper"]
+    sources = [str(row.get("source", "paper")), str(taken.source) if taken else "paper"]
     ours = [source for source in sources if source.startswith("ours")]
     return Cell(row.id, task, tuple(overrides), "; ".join(ours) if ours else "paper")
 

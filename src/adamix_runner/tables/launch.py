@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from adamix_runner.errors import UserError
+from adamix_runner.run_folder import seed_dir
 from adamix_runner.tables.plan import TablePlan
 
 LAUNCHERS = ("basic", "local_parallel", "slurm", "submitit_local")  # submitit_local: the SLURM path as local jobs
@@ -79,7 +80,7 @@ def launch(plan: TablePlan, launcher: str, extra: list[str]) -> int:
     code = _call(train_command(plan, launcher, extra)) if plan.cells else 0
     if plan.decl.kind == "inference":
         finished = [
-            c.folder / f"seed{seed}"
+            seed_dir(c.folder, seed)
             for c in plan.refresh().cells
             for seed in plan.seeds
             if c.status[seed] == "completed"

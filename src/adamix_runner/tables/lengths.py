@@ -68,7 +68,7 @@ def _key(cfg: DictConfig) -> str:
 def _measured(key: str) -> tuple[int, ...] | None:
     """The token length of every training row, or None when the data or tokenizer cannot be read here."""
     from adamix_runner import tasks
-    from adamix_runner.models import load_tokenizer
+    from adamix_runner.models.encoder import load_tokenizer
     from adamix_runner.tasks.encode import encode
     from adamix_runner.training.batching import token_lengths
 

@@ -11,20 +11,20 @@ the run's precision (throughput.py). Inference tables add their evaluations unde
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from adamix_runner.config import GENERATION_FAMILIES
+from adamix_runner import run_folder
 from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration, sizes
 from adamix_runner.tables.cost import Weights, prefix_tokens, weights
 from adamix_runner.tables.declaration import Cell
 from adamix_runner.tables.lengths import RowTokens, row_tokens
 from adamix_runner.tables.throughput import Rate, rate
+from adamix_runner.tasks import GENERATION_FAMILIES
 
 
 @dataclass
@@ -84,7 +84,7 @@ class TablePlan:
     def refresh(self) -> TablePlan:
         """Read the run statuses again (after a launch)."""
         for c in self.cells:
-            c.status = {seed: _status(c.folder / f"seed{seed}") for seed in self.seeds}
+            c.status = {seed: run_folder.status(run_folder.seed_dir(c.folder, seed)) for seed in self.seeds}
         return self
 
     def runs(self) -> int:
@@ -142,29 +142,15 @@ def views(cfg: DictConfig) -> int:
     return 2 if (weight is None or weight > 0) and cfg.task.get("num_labels") != 1 else 1
 
 
-def _status(folder: Path) -> str:
-    path = folder / "results.json"
-    return json.loads(path.read_text()).get("status", "absent") if path.is_file() else "absent"
-
-
 def evaluation_files(decl: DictConfig, num_experts: int) -> list[str]:
-    """The evaluations/<name>.json an inference table reads from each run (the declaration contract's names)."""
-    names = []
-    for rule in decl.rules:
-        if rule == "random":
-            names += [f"random-seed{k}" for k in range(int(decl.get("random_eval_seeds", 1)))]
-        elif rule == "experts":
-            names += [f"fixed-expert{i}" for i in range(num_experts)]
-        elif rule == "fixed":
-            names.append("fixed-expert0")  # adamix-evaluate's default --fixed-expert, the paper's first module
-        else:
-            names.append(str(rule))
-    return names
+    """The evaluations/<name>.json an inference table reads from each run (`fixed`: adamix-evaluate's default
+    --fixed-expert 0, the paper's first module)."""
+    return run_folder.evaluation_names(list(decl.rules), num_experts, int(decl.get("random_eval_seeds", 1)))
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from adamix_runner.cli import compose_config
-    from adamix_runner.config import check_resolvable, validate
+    from adamix_runner.config.checks import check_resolvable, validate
+    from adamix_runner.config.compose import compose_config
 
     try:
         cfg = compose_config(*overrides)
@@ -183,14 +169,12 @@ def _compose(overrides: list[str]) -> DictConfig:
 def _cell_plan(
     decl, cell: Cell, seed_list: list[int], extra: list[str], device: str, bench_dir: Path
 ) -> tuple[CellPlan, DictConfig]:
-    from adamix_runner.config import run_dir
-
     cfg = _compose([*cell.overrides, f"seed={seed_list[0]}", *extra])
-    folder = run_dir(cfg).parent
-    status = {seed: _status(folder / f"seed{seed}") for seed in seed_list}
+    folder = run_folder.run_dir(cfg).parent
+    status = {seed: run_folder.status(run_folder.seed_dir(folder, seed)) for seed in seed_list}
     names = evaluation_files(decl, cfg.peft.num_experts) if decl.kind == "inference" else []
     evaluations = sum(
-        not (folder / f"seed{k}" / "evaluations" / f"{n}.json").is_file() for k in seed_list for n in names
+        not run_folder.evaluation_file(run_folder.seed_dir(folder, k), n).is_file() for k in seed_list for n in names
     )
     eval_samples = sizes.EVAL.get(cfg.task.name, 0)
     if cfg.data.max_eval_samples:

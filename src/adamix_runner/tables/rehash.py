@@ -1,6 +1,6 @@
 """Carry run folders over when the run-folder hash changes: `python -m adamix_runner.tables.rehash [ROOT] [--apply]`.
 
-A run folder is <root>/runs/<task>/<model>/<peft>/<hash>/seed<k>, the hash of what the run computes (config.py
+A run folder is <root>/runs/<task>/<model>/<peft>/<hash>/seed<k>, the hash of what the run computes (run_folder.py
 hashed_view). When that rule or the config's keys change (e.g. package files entering by name instead of by their
 install path, a new train.* key), existing runs would be redone in new folders. This recomputes each run's hash
 from the config it saved (.hydra/config.yaml), with the current rule; keys the config has gained since take their
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from adamix_runner.run_folder import CONFIG, RESULTS, RUNS, config_hash
 
 FIXED_GROUPS = ("train", "data", "generation", "fewshot")
 
@@ -42,10 +44,8 @@ def current_form(saved: DictConfig, default: DictConfig) -> DictConfig:
 
 
 def plan_moves(root: Path, default: DictConfig) -> list[Move]:
-    from adamix_runner.config import config_hash
-
     moves = []
-    for saved_path in sorted(root.glob("runs/*/*/*/*/seed*/.hydra/config.yaml")):
+    for saved_path in sorted(root.glob(f"{RUNS}/*/*/*/*/seed*/{CONFIG}")):
         seed_dir = saved_path.parent.parent
         new_hash = config_hash(current_form(OmegaConf.load(saved_path), default))
         target = seed_dir.parent.parent / new_hash / seed_dir.name
@@ -58,7 +58,7 @@ def apply(move: Move) -> Move:
     """Move one run folder and record its new hash in its results.json; an emptied hash folder is removed."""
     move.target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(move.source), str(move.target))
-    results = move.target / "results.json"
+    results = move.target / RESULTS
     if results.is_file():
         record = json.loads(results.read_text())
         record["config_hash"] = move.target.parent.name
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", nargs="?", type=Path, default=Path("outputs"), help="an output_root (default outputs)")
     parser.add_argument("--apply", action="store_true", help="move the folders (default: list the moves only)")
     args = parser.parse_args(argv)
-    from adamix_runner.cli import compose_config
+    from adamix_runner.config.compose import compose_config
 
     moves = plan_moves(args.root, compose_config())
     for move in moves:

@@ -25,10 +25,10 @@ from datasets import Dataset
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
-from adamix_runner.config import PROMPT_FORMATS
 from adamix_runner.errors import UserError
 
 IGNORE = -100
+PROMPT_FORMATS = ("auto", "plain", "chat")  # model.prompt_format: the two formats above, or auto
 
 
 class SpecialIds(NamedTuple):

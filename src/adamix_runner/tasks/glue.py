@@ -13,7 +13,7 @@ import datasets
 from datasets import ClassLabel, DatasetDict
 
 from adamix_runner.errors import UserError
-from adamix_runner.hub import load_hub_dataset
+from adamix_runner.sources.hub import load_hub_dataset
 from adamix_runner.tasks.base import READERS, TaskData, build, files_in_dir, read_files, select_columns
 
 

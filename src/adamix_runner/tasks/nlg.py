@@ -27,7 +27,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from adamix_runner.errors import UserError
-from adamix_runner.hub import load_hub_dataset
+from adamix_runner.sources.hub import load_hub_dataset
 from adamix_runner.tasks.base import TaskData, check_primary_metric, truncate
 
 # LoRA E2E data's attribute names (prefix-tuning's conversion of the challenge MRs)

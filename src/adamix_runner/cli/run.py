@@ -11,30 +11,18 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import adamix_runner.conf
-from adamix_runner import sweep
-from adamix_runner.config import register_configs
+from adamix_runner.cli import sweep_failures
+from adamix_runner.cli.preflight import check_overrides, check_writable, output_root
+from adamix_runner.config.compose import CONFIG_DIR  # importing it registers the schema that hydra.main composes
 from adamix_runner.errors import UserError
-from adamix_runner.preflight import check_overrides, check_writable, output_root
 from hydra_plugins.adamix_table_sweeper.table_sweeper import TableSweeper
 
-CONFIG_DIR = str(Path(adamix_runner.conf.__file__).parent)
 EXIT_USER_ERROR = 2
-
-register_configs()
-
-
-def compose_config(*overrides: str, with_hydra: bool = False) -> DictConfig:
-    """The config `adamix-run <overrides>` would run, composed from the conf/ tree without running it
-    (tests, the benchmark); `with_hydra` keeps the `hydra` node (launcher settings)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -56,7 +44,7 @@ def _main(cfg: DictConfig) -> float | None:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         print(f"error in sweep point #{hydra_cfg.job.num}: {error}", file=sys.stderr)
-        sweep.record_failure(list(hydra_cfg.overrides.task), error)
+        sweep_failures.log_failure(list(hydra_cfg.overrides.task), error)
         return None
     return result.record.get("metrics", {}).get(cfg.task.primary_metric)
 
@@ -68,7 +56,7 @@ def _drop_rejected(arguments: list[str]) -> list[str]:
         return arguments
     if not {"-m", "--multirun"} & set(arguments):
         raise UserError(rejected[0].message)
-    sweep.reject([(f"{r.argument.partition('=')[0]}={r.value}", r.message) for r in rejected])
+    sweep_failures.reject([(f"{r.argument.partition('=')[0]}={r.value}", r.message) for r in rejected])
     kept = {r.argument: r.kept for r in rejected}
     return [kept.get(argument, argument) for argument in arguments]
 
@@ -84,5 +72,5 @@ def main() -> None:
         sys.exit(EXIT_USER_ERROR)
     Plugins.instance().register(TableSweeper)  # an editable install hides hydra_plugins/ from Hydra's own scan
     _main()
-    if sweep.failed_points():
+    if sweep_failures.failed_points():
         sys.exit(1)

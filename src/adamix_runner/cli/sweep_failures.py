@@ -29,7 +29,7 @@ def reject(values: list[tuple[str, str]]) -> None:
     ]
 
 
-def record_failure(overrides: list[str], error: BaseException) -> None:
+def log_failure(overrides: list[str], error: BaseException) -> None:
     record = {"overrides": overrides, "error": f"{type(error).__name__}: {error}"}
     path = os.environ.get(FAILURES_ENV)
     if path:

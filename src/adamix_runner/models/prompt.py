@@ -25,8 +25,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel
 
 from adamix_runner.errors import UserError
-from adamix_runner.models import _from_hub_or_cache, _source, load_auto
-from adamix_runner.models_lm import load_causal_lm
+from adamix_runner.models.causal_lm import load_causal_lm
+from adamix_runner.models.load import from_hub_or_cache, load_pretrained, source
 
 MASKED_LM_TYPES = ("bert", "roberta", "xlm-roberta")
 LABEL_ROWS = ("untied", "tied")
@@ -101,8 +101,8 @@ def model_type(model_cfg) -> str:
     declared = dict(model_cfg.architecture or {}).get("model_type")
     if declared:
         return declared
-    source = _source(model_cfg)
-    return _from_hub_or_cache(AutoConfig.from_pretrained, source, f"config of '{source}'", "model.path=...").model_type
+    where = source(model_cfg)
+    return from_hub_or_cache(AutoConfig.from_pretrained, where, f"config of '{where}'", "model.path=...").model_type
 
 
 def is_causal(model_cfg) -> bool:
@@ -110,10 +110,10 @@ def is_causal(model_cfg) -> bool:
 
 
 def load_prompt_model(model_cfg, *, on_meta: bool = False) -> PromptModel:
-    """The masked or causal LM (``model.config_overrides`` applied by the shared loaders) as a :class:`PromptModel`."""
+    """The masked or causal LM (``model.config_overrides`` applied by the shared loader) as a :class:`PromptModel`."""
     causal = is_causal(model_cfg)
     if causal:
         lm = load_causal_lm(model_cfg, on_meta=on_meta)
     else:
-        lm = load_auto(AutoModelForMaskedLM, model_cfg, on_meta=on_meta)
+        lm = load_pretrained(AutoModelForMaskedLM, model_cfg, on_meta=on_meta)
     return PromptModel(lm, causal)

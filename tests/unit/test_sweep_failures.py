@@ -7,22 +7,22 @@ import json
 import os
 from pathlib import Path
 
-from adamix_runner import sweep
+from adamix_runner.cli import sweep_failures
 
 
-def _start_and_read(report: sweep.SweepReport) -> list[dict]:
+def _start_and_read(report: sweep_failures.SweepReport) -> list[dict]:
     report.on_multirun_start(config=None)
-    lines = Path(os.environ[sweep.FAILURES_ENV]).read_text().splitlines()
+    lines = Path(os.environ[sweep_failures.FAILURES_ENV]).read_text().splitlines()
     report.on_multirun_end(config=None)
     return [json.loads(line) for line in lines]
 
 
 def test_refused_values_fail_their_own_sweep_only(capsys):
-    report = sweep.SweepReport()
-    sweep.reject([("peft.adapter_dim=abc", "peft.adapter_dim expects an integer, got 'abc'.")])
+    report = sweep_failures.SweepReport()
+    sweep_failures.reject([("peft.adapter_dim=abc", "peft.adapter_dim expects an integer, got 'abc'.")])
     first = _start_and_read(report)
     assert [record["overrides"][0] for record in first] == ["peft.adapter_dim=abc"]
-    assert sweep.failed_points() == first
+    assert sweep_failures.failed_points() == first
     assert "1 sweep point(s) failed" in capsys.readouterr().out
     assert _start_and_read(report) == []
-    assert sweep.failed_points() == []
+    assert sweep_failures.failed_points() == []

