@@ -69,7 +69,7 @@ def runs(tmp_path) -> Path:
 def report(table: dict, runs: Path, monkeypatch) -> tuple[list[str], dict]:
     monkeypatch.setattr(declaration, "load", lambda name, folder=None: table)
     out = runs / "out"
-    cli.run([f"table={table['id']}", f"runs={runs}", f"out={out}"])
+    cli.report([f"table={table['id']}", f"runs={runs}", f"out={out}"])
     page = (out / f"{table['id']}.md").read_text().split("differences from the baseline")[1]
     lines = [line for line in page.splitlines() if line.startswith("|")]
     with (out / f"{table['id']}-differences.csv").open() as handle:
@@ -97,7 +97,7 @@ def test_the_differences_table_shows_percent_points_loss_to_three_decimals_and_t
 
 def test_the_notes_say_what_each_test_and_mark_means(runs, monkeypatch):
     monkeypatch.setattr(declaration, "load", lambda name, folder=None: TABLE)
-    cli.run([f"table={TABLE['id']}", f"runs={runs}", f"out={runs / 'out'}"])
+    cli.report([f"table={TABLE['id']}", f"runs={runs}", f"out={runs / 'out'}"])
     page = " ".join((runs / "out" / "toy_cmp.md").read_text().split())
     assert (
         "paired: a paired t (both cells have the same seeds, and each seed's two runs read the same data); Welch: "
