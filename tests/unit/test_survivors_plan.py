@@ -79,3 +79,13 @@ def test_a_profile_without_a_device_plans_the_paper_on_a_gpu_and_the_smoke_run_o
     assert paper.device == "gpu" and "A100" in paper.rates()[0]
     smoke = make_plan("nodevice", "smoke", 1, [f"output_root={tmp_path}"], tmp_path / "bench")
     assert smoke.device == "cpu" and smoke.rates()[0].startswith("default 65.5 GFLOP/s")
+
+
+def test_a_table_with_nothing_to_run_plans_no_cell_under_its_profiles_output_root(tmp_path, monkeypatch):
+    """Every row quoted from the paper (`not_run`): no cell, and PLAN still names where the runs would land."""
+    paper = {"model": "minilm", "device": "cpu", "output_root": str(tmp_path / "quoted_runs")}
+    table = {**TABLE, "id": "quoted", "profiles": {"paper": paper}, "rows": [{"id": "paper", "not_run": "quoted"}]}
+    OmegaConf.save(OmegaConf.create(table), tmp_path / "quoted.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    plan = make_plan("quoted", "paper", 1, [], tmp_path / "bench")
+    assert (plan.cells, plan.root) == ([], str(tmp_path / "quoted_runs"))
