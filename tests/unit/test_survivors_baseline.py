@@ -123,6 +123,7 @@ def test_the_differences_csv_names_its_columns_and_leaves_them_empty_below_two_s
     assert found["table"] == "toy_cmp" and found["test"] == "paired"
     assert float(found["difference"]) == pytest.approx(loss.difference, rel=1e-5)
     assert float(found["high"]) == pytest.approx(loss.high, rel=1e-5)
+    assert found["df"] == "2"  # a paired t over three seeds has n - 1 degrees of freedom
     short = records["lora", "adapter", "rte"]
     assert (short["difference"], short["low"], short["high"], short["df"], short["test"]) == ("", "", "", "", "n < 2")
     assert short["excludes_zero"] == "" and short["table"] == "toy_cmp"
