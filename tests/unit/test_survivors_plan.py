@@ -1,6 +1,7 @@
 """PLAN behaviours that mutation testing (`make mutate`, docs/TESTING.md) found unpinned by the fast tests: the
 order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate) and the
-evaluations of an inference table that does not say how many random-routing seeds it evaluates."""
+evaluations of an inference table that does not say how many random-routing seeds it evaluates, the output root of a
+table with nothing to run, and the planned profile reaching the runs and the report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.tables import declaration
+from adamix_runner.tables.cli import render
+from adamix_runner.tables.launch import report_command, train_command
 from adamix_runner.tables.plan import evaluation_files, make_plan
 
 TABLE = {
@@ -89,3 +92,12 @@ def test_a_table_with_nothing_to_run_plans_no_cell_under_its_profiles_output_roo
     monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
     plan = make_plan("quoted", "paper", 1, [], tmp_path / "bench")
     assert (plan.cells, plan.root) == ([], str(tmp_path / "quoted_runs"))
+
+
+def test_the_profile_planned_is_the_one_the_runs_and_the_report_get(tmp_path, monkeypatch):
+    OmegaConf.save(OmegaConf.create(TABLE), tmp_path / "order.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    plan = make_plan("order", "smoke", 2, [f"output_root={tmp_path}"], tmp_path / "bench")
+    assert render(plan).splitlines()[0] == "order (smoke profile): three cells of unequal length"
+    assert "hydra.sweeper.profile=smoke" in train_command(plan, "basic", [])
+    assert report_command(plan)[1:] == ["table=order", f"runs={tmp_path}", "profile=smoke", "seeds=2"]
