@@ -1,5 +1,5 @@
 """PLAN behaviours that mutation testing (`make mutate`, docs/TESTING.md) found unpinned by the fast tests: the
-order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate) and the
+order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate), the
 evaluations of an inference table that does not say how many random-routing seeds it evaluates, the output root of a
 table with nothing to run, and the planned profile reaching the runs and the report."""
 
