@@ -1,7 +1,8 @@
 """PLAN behaviours that mutation testing (`make mutate`, docs/TESTING.md) found unpinned by the fast tests: the
 order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate), the
 evaluations of an inference table that does not say how many random-routing seeds it evaluates, the output root of a
-table with nothing to run, and the planned profile reaching the runs and the report."""
+table with nothing to run, the planned profile reaching the runs and the report, and the evaluations of a run that
+evaluates every N optimizer steps."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from omegaconf import OmegaConf
 from adamix_runner.tables import declaration
 from adamix_runner.tables.cli import render
 from adamix_runner.tables.launch import report_command, train_command
-from adamix_runner.tables.plan import evaluation_files, make_plan
+from adamix_runner.tables.plan import eval_passes, evaluation_files, make_plan
 
 TABLE = {
     "id": "order",
@@ -101,3 +102,18 @@ def test_the_profile_planned_is_the_one_the_runs_and_the_report_get(tmp_path, mo
     assert render(plan).splitlines()[0] == "order (smoke profile): three cells of unequal length"
     assert "hydra.sweeper.profile=smoke" in train_command(plan, "basic", [])
     assert report_command(plan)[1:] == ["table=order", f"runs={tmp_path}", "profile=smoke", "seeds=2"]
+
+
+def _train(**keys) -> OmegaConf:
+    train = {"batch_size": 4, "grad_accum": 2, "epochs": 3, "max_steps": 0, "eval_every_epoch": True}
+    return OmegaConf.create({"train": {**train, "eval_every_steps": 0, **keys}})
+
+
+def test_a_run_evaluates_at_each_epoch_end_every_n_optimizer_steps_and_once_at_the_end():
+    """100 training samples at batch 4 x grad_accum 2 are 12 optimizer steps: every 5 steps is 2 evaluations."""
+    assert eval_passes(_train(eval_every_steps=5), 100) == 3 + 2 + 1
+    assert eval_passes(_train(eval_every_steps=5, eval_every_epoch=False), 100) == 2 + 1
+    assert eval_passes(_train(eval_every_steps=5, max_steps=12), 100) == 2 + 1  # max_steps: no epoch ends
+    assert eval_passes(_train(eval_every_steps=1), None) == 3 + 1  # an unknown data size adds no step evaluations
+    assert eval_passes(_train(), 100) == 3 + 1
+    assert isinstance(eval_passes(_train(eval_every_steps=5), 100), int)  # a count: whole evaluations
