@@ -2,7 +2,7 @@
 order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate), the
 evaluations of an inference table that does not say how many random-routing seeds it evaluates, the output root of a
 table with nothing to run, the planned profile reaching the runs and the report, and the evaluations of a run that
-evaluates every N optimizer steps."""
+evaluates every N optimizer steps, and the hint for hydra.launcher.* keys given without a launcher."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration
 from adamix_runner.tables.cli import render
 from adamix_runner.tables.launch import report_command, train_command
@@ -117,3 +118,26 @@ def test_a_run_evaluates_at_each_epoch_end_every_n_optimizer_steps_and_once_at_t
     assert eval_passes(_train(eval_every_steps=1), None) == 3 + 1  # an unknown data size adds no step evaluations
     assert eval_passes(_train(), 100) == 3 + 1
     assert isinstance(eval_passes(_train(eval_every_steps=5), 100), int)  # a count: whole evaluations
+
+
+@pytest.mark.parametrize(
+    ("extra", "launcher", "message"),
+    [
+        (
+            ["hydra.launcher.partition=gpu"],
+            [],
+            "Could not override 'hydra.launcher.partition'. (hydra.launcher.* keys need a launcher: LAUNCHER=slurm, "
+            "submitit_local or local_parallel)",
+        ),
+        (["train.no_such_key=1"], [], "Could not override 'train.no_such_key'."),
+        (["hydra.launcher.nope=1"], ["hydra/launcher=submitit_local"], "Could not override 'hydra.launcher.nope'."),
+    ],
+)
+def test_a_key_that_does_not_compose_is_one_line_with_the_launcher_hint_only_when_one_is_missing(
+    tmp_path, monkeypatch, extra, launcher, message
+):
+    OmegaConf.save(OmegaConf.create(TABLE), tmp_path / "order.yaml")
+    monkeypatch.setattr(declaration, "TABLE_DIR", tmp_path)
+    with pytest.raises(UserError) as refused:
+        make_plan("order", "smoke", 1, extra, tmp_path / "bench", launcher)
+    assert str(refused.value) == message
