@@ -1,7 +1,7 @@
 """What an inference table (Table 7, Figure 5) reports when it leaves things to the table whose runs it evaluates,
 which mutation testing (`make mutate`, docs/TESTING.md) found unpinned: the source's model, seeds (1 when neither
 says), columns and rows by default; its own profile, seeds, columns or tasks when it declares them; and unknown
-`rows_from` refused by name."""
+`rows_from` refused by name; the rows' labels and average."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from adamix_runner.report.runs import scan
 from adamix_runner.tables import declaration as tables_declaration
 from tests.unit.test_report_behaviour import ADAMIX_ROW, acc, config, write_run
 
-ADAPTER_ROW = {"id": "adapter", "label": "Adapter", "overrides": ["peft=adapter"], "match": {"peft.method": "adapter"}}
+ADAPTER_ROW = {"id": "adapter", "overrides": ["peft=adapter"], "match": {"peft.method": "adapter"}}  # no label
 SOURCE = {
     "id": "src",
     "title": "the grid whose runs are evaluated",
@@ -58,6 +58,7 @@ def inference(**keys) -> dict:
 def test_by_default_the_sources_model_seeds_columns_and_rows(runs):
     table = grid.build(inference(), runs, "paper")
     assert [row.id for row in table.rows] == ["adamix:merge", "adapter:merge"]
+    assert [row.label for row in table.rows] == ["AdaMix: merging", "adapter: merging"]  # a row's id if no label
     assert [column.label for column in table.columns] == ["RTE", "MRPC"]
     assert table.rows[0].cells["rte"].values == pytest.approx({0: 80.0, 1: 81.0, 2: 82.0})
     assert table.rows[1].cells["mrpc"].values == pytest.approx({0: 70.0, 1: 71.0, 2: 72.0})
@@ -74,9 +75,11 @@ def test_its_own_profile_seeds_and_columns_win(runs):
         "seeds": 2,
         "columns": {"rte": {"metric": "validation/accuracy", "label": "RTE (merged)"}},
         "rows_from": ["adamix"],
+        "average": {"label": "Avg."},
     }
     table = grid.build(inference(**own), runs, "paper")
-    assert [row.id for row in table.rows] == ["adamix:merge"]
+    assert [(row.id, row.label) for row in table.rows] == [("adamix:merge", "merging")]  # one row: the rule alone
+    assert table.rows[0].average.values == pytest.approx({0: 50.0, 1: 51.0})
     assert [column.label for column in table.columns] == ["RTE (merged)"]
     assert table.rows[0].cells["rte"].values == pytest.approx({0: 50.0, 1: 51.0})
 
