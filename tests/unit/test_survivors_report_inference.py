@@ -1,7 +1,9 @@
 """What an inference table (Table 7, Figure 5) reports when it leaves things to the table whose runs it evaluates,
 which mutation testing (`make mutate`, docs/TESTING.md) found unpinned: the source's model, seeds (1 when neither
-says), columns and rows by default; its own profile, seeds, columns or tasks when it declares them; and unknown
-`rows_from` refused by name; the rows' labels and average."""
+says), columns and rows by default; its own profile, seeds, columns or tasks when it declares them; unknown
+`rows_from` refused by name; the rows' labels and average; a rule's value (one expert when the run does not say how
+many, "no metric" when an evaluation lacks the column's metric); the rules and labels of a table; the paper's number
+of a task it does not print, or under a bare metric name."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.errors import UserError
-from adamix_runner.report import grid
+from adamix_runner.report import grid, paper
 from adamix_runner.report.declaration import Column
 from adamix_runner.report.runs import scan
 from adamix_runner.tables import declaration as tables_declaration
@@ -92,3 +94,31 @@ def test_its_own_tasks_alone_make_the_columns(runs):
 def test_rows_from_that_are_not_rows_of_the_source_are_refused_by_name(runs):
     with pytest.raises(UserError, match=r"^table inf: rows_from \['lora'\] are not rows of src\.$"):
         grid.build(inference(rows_from=["adamix", "lora"]), runs, "paper")
+
+
+def test_a_run_that_names_no_expert_count_is_read_as_one_expert(tmp_path):
+    cfg = config("rte", 0, num_experts=None)
+    evaluations = {"fixed-expert0": acc(0.6), "fixed-expert1": acc(0.9)}
+    write_run(tmp_path, cfg, metrics=acc(0.1), evaluations=evaluations)
+    (run,) = scan(tmp_path)
+    rte = Column("rte", "rte", "validation/accuracy", "RTE")
+    assert grid.rule_value("experts", None)(run, rte) == pytest.approx(60.0)
+
+
+def test_an_evaluation_without_the_columns_metric_says_so(tmp_path):
+    write_run(tmp_path, config("rte", 0), metrics=acc(0.1), evaluations={"random-seed0": {"validation/f1": 0.5}})
+    (run,) = scan(tmp_path)
+    assert grid.rule_value("random", 1)(run, Column("rte", "rte", "validation/accuracy", "RTE")) == "no metric"
+
+
+def test_the_rules_of_a_table_and_their_labels():
+    declared = {"rows": [{"id": "r", "rule": "random", "label": "Random"}, {"id": "m", "rule": "merge"}]}
+    assert grid.rules(declared) == [("random", "Random"), ("merge", "merge")]  # a row without a label: its rule
+    assert grid.rules({"rules": ["merge", "custom"]}) == [("merge", "merging"), ("custom", "custom")]
+    assert grid.rules({}) == list(grid.RULE_LABELS.items())  # no rules: every rule
+
+
+def test_the_papers_number_is_none_for_a_task_it_does_not_print_and_reads_a_bare_metric():
+    adamix = {"results": {"rte": {"accuracy": 89.2}}}
+    assert paper.value(adamix, "rte", "validation/accuracy") == paper.value(adamix, "rte", "accuracy") == 89.2
+    assert paper.value(adamix, "wnli", "validation/accuracy") is None
