@@ -1,7 +1,7 @@
 """The paper's Figure 5 readings beside our rules, which mutation testing (`make mutate`, docs/TESTING.md) found
 unpinned: a reading is returned only for the metric the figure plots (a bare metric name counts), the merged rule gets
-the paper's AdaMix value, the random rule its range, any other rule nothing; and grid.build's refusal of an inference
-table without `from`."""
+the paper's AdaMix value, the random rule its range, any other rule nothing; parameter counts as the paper prints
+them; and grid.build's refusal of an inference table without `from`."""
 
 from __future__ import annotations
 
@@ -34,3 +34,9 @@ def test_an_inference_table_without_from_is_refused_by_name():
     table = {"id": "rules_only", "kind": "inference", "rows": []}
     with pytest.raises(UserError, match=r"^inference table rules_only has no `from` \(the table whose runs it"):
         grid.build(table, [])
+
+
+def test_parameter_counts_print_as_the_paper_prints_them():
+    assert paper.format_params(811_392) == "0.81M" and paper.format_params(811_392, 1) == "0.8M"
+    assert paper.format_params(5_000) == "0.01M"  # half a hundredth of a million rounds up
+    assert paper.format_params(None) == ""
