@@ -2,7 +2,9 @@
 order the sweeper submits cells in (the longest run in seconds first, FLOPs over each cell's own rate), the
 evaluations of an inference table that does not say how many random-routing seeds it evaluates, the output root of a
 table with nothing to run, the planned profile reaching the runs and the report, and the evaluations of a run that
-evaluates every N optimizer steps, and the hint for hydra.launcher.* keys given without a launcher."""
+evaluates every N optimizer steps, the hint for hydra.launcher.* keys given without a launcher, and the evaluation
+rows and beam-search inputs of a cell (a task without a known size, data.max_eval_samples, a generation task without
+a separate count of inputs)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from adamix_runner.errors import UserError
-from adamix_runner.tables import declaration
+from adamix_runner.tables import declaration, sizes
 from adamix_runner.tables.cli import render
 from adamix_runner.tables.launch import report_command, train_command
-from adamix_runner.tables.plan import eval_passes, evaluation_files, make_plan
+from adamix_runner.tables.plan import _cell_plan, eval_passes, evaluation_files, make_plan
 
 TABLE = {
     "id": "order",
@@ -141,3 +143,30 @@ def test_a_key_that_does_not_compose_is_one_line_with_the_launcher_hint_only_whe
     with pytest.raises(UserError) as refused:
         make_plan("order", "smoke", 1, extra, tmp_path / "bench", launcher)
     assert str(refused.value) == message
+
+
+def _cell(table_id: str, name: str, extra: list[str], tmp_path):
+    decl = declaration.load(table_id)
+    cell = next(c for c in declaration.cells(decl, "paper") if c.name == name)
+    return _cell_plan(decl, cell, [0], [f"output_root={tmp_path}", *extra], "gpu", tmp_path / "bench")[0]
+
+
+def test_the_evaluation_rows_of_a_cell_follow_the_task_and_the_cap(tmp_path):
+    assert (_cell("table1", "adamix_adapter/rte", [], tmp_path).eval_samples, sizes.EVAL["rte"]) == (277, 277)
+    capped = _cell("table1", "adamix_adapter/rte", ["data.max_eval_samples=50"], tmp_path)
+    assert (capped.eval_samples, capped.beam) == (50, (0, 0, 0))  # a classification cell runs no beam search
+    assert _cell("table1", "adamix_adapter/rte", ["data.max_eval_samples=1000"], tmp_path).eval_samples == 277
+    assert _cell("table1", "adamix_adapter/rte", ["task.name=unlisted"], tmp_path).eval_samples == 0  # size unknown
+    assert (
+        _cell(
+            "table1", "adamix_adapter/rte", ["task.name=unlisted", "data.max_eval_samples=50"], tmp_path
+        ).eval_samples
+        == 50
+    )
+
+
+def test_a_generation_task_without_a_count_of_inputs_decodes_each_evaluation_row(tmp_path):
+    """WebNLG is not in sizes.GENERATION_INPUTS: the beam search decodes all its evaluation rows, or the cap."""
+    cell = _cell("table4", "adamix_adapter/webnlg", [], tmp_path)
+    assert cell.beam[0] == sizes.EVAL["webnlg"] == 4_928 and cell.eval_samples == 0
+    assert _cell("table4", "adamix_adapter/webnlg", ["data.max_eval_samples=100"], tmp_path).beam[0] == 100
