@@ -1,8 +1,8 @@
 """Which runs and which recipe source a row of the report shows, which mutation testing (`make mutate`,
 docs/TESTING.md) found unpinned: a row's own "ours: ..." source wins over the task's recipe (and is the row's note), a
-row that is not "ours" takes the recipe's source, or its own without a recipe; match values compare as written or as
-strings; eval_only runs are never a cell's; the paper's labels compare without markers, case or spacing; an
-unknown paper table has no rows."""
+row that is not "ours" takes the recipe's source, or its own without a recipe, and a row not run none; match values
+compare as written or as strings; eval_only runs are never a cell's; the paper's labels compare without markers, case
+or spacing; an unknown paper table has no rows."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ TABLE = {
         {**ADAMIX_ROW, "id": "ours", "source": "ours: lr 1e-2"},
         {**ADAMIX_ROW, "id": "cited", "source": "Hu et al. (2021)"},
         {**ADAMIX_ROW, "id": "plain"},
+        {"id": "quoted", "label": "Quoted", "not_run": "the paper's number only"},
     ],
 }
 
@@ -41,6 +42,7 @@ def test_an_ours_source_wins_over_the_tasks_recipe_and_others_take_the_recipes()
         "mrpc": "Hu et al. (2021)",  # no recipe for the task: the row's own
     }
     assert rows["plain"].sources == {"rte": "paper: the official RTE script", "mrpc": ""}
+    assert rows["quoted"].sources == {"rte": "", "mrpc": ""}  # a row not run has no recipe
 
 
 def test_match_values_compare_as_written_or_as_strings_and_eval_only_runs_are_never_a_cells(tmp_path):
