@@ -2,7 +2,7 @@
 docs/TESTING.md) found unpinned: a row's own "ours: ..." source wins over the task's recipe (and is the row's note), a
 row that is not "ours" takes the recipe's source, or its own without a recipe, and a row not run none; match values
 compare as written or as strings; eval_only runs are never a cell's; the paper's labels compare without markers, case
-or spacing; an unknown paper table has no rows."""
+or spacing; an unknown paper table has no rows; the table's title and its notes on the paper's numbers."""
 
 from __future__ import annotations
 
@@ -64,3 +64,14 @@ def test_paper_labels_compare_without_markers_parentheses_case_or_spacing():
 def test_an_unknown_paper_table_has_no_rows():
     assert paper.rows("table42") == {}
     assert "AdaMix" in paper.rows("table1")
+
+
+def test_the_tables_notes_say_where_the_papers_numbers_come_from_or_that_there_are_none(monkeypatch):
+    bare = {key: value for key, value in TABLE.items() if key != "title"}
+    monkeypatch.setattr(paper, "load", lambda: {"table9": {"source": "§7.9", "note": "Avg over F1"}})
+    quoted = grid.build({**bare, "paper_table": "table9"}, [], "paper")
+    assert quoted.notes[:2] == ["paper: §7.9", "paper: Avg over F1"] and quoted.title == "sources"  # no title: id
+    assert "the paper's numbers for this table were not retrieved: ours only" not in quoted.notes
+    ours = grid.build({**TABLE, "paper_table": None}, [], "paper")
+    assert ours.title == "rows and their recipe sources"
+    assert ours.notes[0] == "the paper's numbers for this table were not retrieved: ours only"
