@@ -4,7 +4,8 @@ evaluations of an inference table that does not say how many random-routing seed
 table with nothing to run, the planned profile reaching the runs and the report, and the evaluations of a run that
 evaluates every N optimizer steps, the hint for hydra.launcher.* keys given without a launcher, and the evaluation
 rows and beam-search inputs of a cell (a task without a known size, data.max_eval_samples, a generation task without
-a separate count of inputs)."""
+a separate count of inputs, evaluations every N steps); the samples a run trains on (max_steps batches, K few-shot rows
+per epoch)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from adamix_runner.config.compose import compose_config
 from adamix_runner.errors import UserError
 from adamix_runner.tables import declaration, sizes
 from adamix_runner.tables.cli import render
 from adamix_runner.tables.launch import report_command, train_command
-from adamix_runner.tables.plan import _cell_plan, eval_passes, evaluation_files, make_plan
+from adamix_runner.tables.plan import _cell_plan, eval_passes, evaluation_files, make_plan, training_samples
 
 TABLE = {
     "id": "order",
@@ -170,3 +172,18 @@ def test_a_generation_task_without_a_count_of_inputs_decodes_each_evaluation_row
     cell = _cell("table4", "adamix_adapter/webnlg", [], tmp_path)
     assert cell.beam[0] == sizes.EVAL["webnlg"] == 4_928 and cell.eval_samples == 0
     assert _cell("table4", "adamix_adapter/webnlg", ["data.max_eval_samples=100"], tmp_path).beam[0] == 100
+
+
+def test_a_cells_evaluations_every_n_steps_count_its_optimizer_steps(tmp_path):
+    cell = _cell("table1", "adamix_adapter/rte", ["train.eval_every_steps=100"], tmp_path)
+    decl = declaration.load("table1")
+    recipe = dict(o.split("=") for o in decl.recipes.rte.overrides)
+    steps = cell.samples // int(recipe["train.batch_size"])  # grad_accum 1
+    assert cell.samples == sizes.TRAIN["rte"] * int(recipe["train.epochs"])
+    assert cell.eval_passes == int(recipe["train.epochs"]) + steps // 100 + 1
+
+
+def test_a_run_trains_on_max_steps_global_batches_or_k_few_shot_rows_per_epoch():
+    few = ["task=fewshot_sst2", "model=tiny-roberta", "fewshot.k=16", "train.batch_size=4", "train.grad_accum=2"]
+    assert training_samples(compose_config(*few, "train.epochs=5", "train.max_steps=0")) == 16 * 5
+    assert training_samples(compose_config(*few, "train.max_steps=1")) == 1 * 4 * 2
