@@ -2,7 +2,8 @@
 docs/TESTING.md) found unpinned: a row's own "ours: ..." source wins over the task's recipe (and is the row's note), a
 row that is not "ours" takes the recipe's source, or its own without a recipe, and a row not run none; match values
 compare as written or as strings; eval_only runs are never a cell's; the paper's labels compare without markers, case
-or spacing; an unknown paper table has no rows; the table's title and its notes on the paper's numbers."""
+or spacing; an unknown paper table has no rows; the table's title, model, row labels and notes on the paper's
+numbers."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ TABLE = {
         {**ADAMIX_ROW, "id": "ours", "source": "ours: lr 1e-2"},
         {**ADAMIX_ROW, "id": "cited", "source": "Hu et al. (2021)"},
         {**ADAMIX_ROW, "id": "plain"},
-        {"id": "quoted", "label": "Quoted", "not_run": "the paper's number only"},
+        {"id": "quoted", "not_run": "the paper's number only"},  # no label: its id
     ],
 }
 
 
 def test_an_ours_source_wins_over_the_tasks_recipe_and_others_take_the_recipes():
-    rows = {row.id: row for row in grid.build(TABLE, [], "paper").rows}
+    table = grid.build(TABLE, [], "paper")
+    rows = {row.id: row for row in table.rows}
+    assert (table.model, rows["quoted"].label, rows["plain"].label) == ("roberta-large", "quoted", "AdaMix")
     assert (rows["ours"].own_source, rows["ours"].sources) == (
         "ours: lr 1e-2",
         {"rte": "ours: lr 1e-2", "mrpc": "ours: lr 1e-2"},
