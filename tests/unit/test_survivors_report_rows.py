@@ -3,10 +3,13 @@ docs/TESTING.md) found unpinned: a row's own "ours: ..." source wins over the ta
 row that is not "ours" takes the recipe's source, or its own without a recipe, and a row not run none; match values
 compare as written or as strings; eval_only runs are never a cell's; the paper's labels compare without markers, case
 or spacing; an unknown paper table has no rows; the table's title, model, row labels and notes on the paper's
-numbers."""
+numbers (and #Param's decimals); a paper_row the paper does not have, refused with the rows it has."""
 
 from __future__ import annotations
 
+import pytest
+
+from adamix_runner.errors import UserError
 from adamix_runner.report import grid, paper
 from adamix_runner.report.runs import scan
 from tests.unit.test_report_behaviour import ADAMIX_ROW, acc, config, write_run
@@ -78,3 +81,13 @@ def test_the_tables_notes_say_where_the_papers_numbers_come_from_or_that_there_a
     ours = grid.build({**TABLE, "paper_table": None}, [], "paper")
     assert ours.title == "rows and their recipe sources"
     assert ours.notes[0] == "the paper's numbers for this table were not retrieved: ours only"
+    assert quoted.params_decimals == ours.params_decimals == 2  # #Param as 0.81M unless the paper's table says
+
+
+def test_a_paper_row_that_the_paper_does_not_have_is_refused_with_the_rows_it_has(monkeypatch):
+    rows = [{"label": "LoRA", "params": "0.8M"}, {"label": "AdaMix", "params": "0.8M"}]
+    monkeypatch.setattr(paper, "load", lambda: {"table9": {"rows": rows}})
+    assert paper.row("table9", "adamix ") is rows[1]
+    with pytest.raises(UserError) as refused:
+        paper.row("table9", "BitFit")
+    assert str(refused.value) == "paper_row 'BitFit' is not a row of the paper's table9; its rows: LoRA, AdaMix."
