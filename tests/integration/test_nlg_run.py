@@ -30,6 +30,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow  # ~21 s; make test-slow runs it, and .ci/run's smoke Table 3 runs E2E AdaMix-LoRA end to end
 def test_e2e_adamix_lora_trains_merges_decodes_and_scores(compose_run):
     result = run(compose_run(*E2E, "peft=adamix_lora", *FAST))
     metrics = result.record["metrics"]

@@ -142,6 +142,7 @@ def _steps(model, steps: int = 3) -> list[float]:
     return losses
 
 
+@pytest.mark.slow  # ~11 s; make test-slow and .ci/run run it, beside tests/integration/test_compile_routing.py
 def test_compiled_regions_trace_without_graph_breaks_and_train_as_eager():
     """Dynamo with the eager backend: the graphs train.compile=true compiles, without Inductor's code generation
     (tests/integration/test_compile_routing.py runs Inductor through run())."""
