@@ -1,8 +1,9 @@
 """PNG figures with matplotlib's Agg backend (no display): the Figure 5 violin plot, the adapter_dim × num_experts
 heatmap of a sweep, and training curves from metrics.jsonl.
 
-Beside each <name>.png lies <name>.json: the values read back from the figure's own artists (the points of each
-line and scatter, the heatmap's squares), so that a reader or a test can check what was drawn, not only that a
+Beside each <name>.png lies <name>.json: what was drawn, read back from the figure's own artists (the points of
+each line and scatter, whether a violin was drawn, the notes written in a panel, the heatmap's squares, the numbers
+written in them, its title and axis labels), so that a reader or a test can check what was drawn, not only that a
 file exists."""
 
 from __future__ import annotations
@@ -54,13 +55,19 @@ def violin(
         labelled[0].legend(fontsize=6, loc="lower left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    drawn = {ax.get_title(): _scatters(ax) for ax in axes[0]}
-    return _save(fig, plt, path, {"title": title, "tasks": drawn})
+    drawn = {ax.get_title(): _violin_panel(ax) for ax in fig.axes}
+    return _save(fig, plt, path, {"title": fig.get_suptitle(), "tasks": drawn})
 
 
-def _scatters(ax) -> dict[str, Any]:
-    """A violin panel's labelled points (y values) and the paper's range (low, high), as drawn."""
-    drawn: dict[str, Any] = {}
+def _violin_panel(ax) -> dict[str, Any]:
+    """A violin panel as drawn: its labelled points (y values), the paper's range (low, high), whether a violin
+    was drawn and the notes written in it."""
+    from matplotlib.collections import PolyCollection
+
+    drawn: dict[str, Any] = {
+        "violin": any(isinstance(collection, PolyCollection) for collection in ax.collections),
+        "notes": [text.get_text() for text in ax.texts],
+    }
     for collection in ax.collections:
         label = collection.get_label()
         if label == "paper: random range":
@@ -88,15 +95,20 @@ def heatmap(values: dict[tuple[int, int], float], path: Path, title: str, metric
     ax.set_xlabel("peft.num_experts")
     ax.set_ylabel("peft.adapter_dim")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label=metric)
+    bar = fig.colorbar(image, ax=ax, label=metric)
     fig.tight_layout()
-    shown = image.get_array()
+    shown = image.get_array().filled(math.nan).tolist()
+    written: list[list[str | None]] = [[None] * len(row) for row in shown]
+    for text in ax.texts:
+        column, row = text.get_position()
+        written[round(row)][round(column)] = text.get_text()
     drawn = {
-        "title": title,
-        "metric": metric,
-        "peft.adapter_dim": [int(tick.get_text()) for tick in ax.get_yticklabels()],
-        "peft.num_experts": [int(tick.get_text()) for tick in ax.get_xticklabels()],
-        "values": [[None if math.isnan(v) else float(v) for v in row] for row in shown.filled(math.nan).tolist()],
+        "title": ax.get_title(),
+        "metric": bar.ax.get_ylabel(),
+        ax.get_ylabel(): [int(tick.get_text()) for tick in ax.get_yticklabels()],
+        ax.get_xlabel(): [int(tick.get_text()) for tick in ax.get_xticklabels()],
+        "values": [[None if math.isnan(v) else float(v) for v in row] for row in shown],
+        "written": written,
     }
     return _save(fig, plt, path, drawn)
 
@@ -128,7 +140,7 @@ def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, ti
         for ax in axes.flat
         if ax.axison
     }
-    return _save(fig, plt, path, {"title": title, "key": key, "panels": drawn})
+    return _save(fig, plt, path, {"title": fig.get_suptitle(), "key": key, "panels": drawn})
 
 
 def _save(fig, plt, path: Path, drawn: dict[str, Any]) -> Path:
