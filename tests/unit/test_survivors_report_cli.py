@@ -1,17 +1,24 @@
 """`adamix-report` end to end where mutation testing (`make mutate`, docs/TESTING.md) found it unpinned: a sweep's
 curves (one panel per task, one line per group named by the keys' last parts, drawn from the group's lowest seed),
 its heatmaps (one per combination of the other keys, titled by them), the refusal of a folder without runs, the
-Figure 5 violin of a source row whose id has a colon, and `main` reading the command line and printing the paths."""
+Figure 5 violin (a source row whose id has a colon, a column's own metric, no merge rule), `seeds=` reaching every
+requested table, the smoke profile's default folders, a runs folder that does not exist yet, the refusals' whole
+messages, the average's columns deciding whether its difference is paired, and `main` reading the command line and
+printing the paths."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from adamix_runner.errors import UserError
 from adamix_runner.report import cli
+from tests.unit.test_report_baseline import TABLE as BASELINE_TABLE
+from tests.unit.test_report_baseline import write_run as write_minilm_run
 from tests.unit.test_report_behaviour import ADAMIX_ROW, TOY, _declare, acc, config, write_run
 
 
@@ -96,3 +103,107 @@ def test_main_reads_the_command_line_and_prints_each_written_path(tmp_path, monk
     with pytest.raises(SystemExit):
         cli.main()
     assert capsys.readouterr().err == "error: adamix-report sweep needs runs=<folder of run folders>.\n"
+
+
+def _sheet_notes(path: Path) -> str:
+    return path.read_text().split("\n- ", 1)[1]
+
+
+def test_seeds_reach_every_table_that_all_requests(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    for seed in range(3):
+        write_run(root, config("rte", seed), metrics=acc(0.70 + seed / 100))
+    _declare(tmp_path / "tables", monkeypatch, TOY, TOY | {"id": "toyc"})
+    written = cli.report(["table=all", f"runs={root}", f"out={tmp_path / 'rep'}", "seeds=2"])
+    assert [path.name for path in written if path.suffix == ".md"] == ["toyb.md", "toyc.md"]
+    for name in ("toyb", "toyc"):
+        page = (tmp_path / "rep" / f"{name}.md").read_text()
+        assert "of seeds 0..1, model roberta-large" in page and "| 70.50 ± 0.71 (2) |" in page
+    cli.report(["table=toyb", f"runs={root}", f"out={tmp_path / 'one'}", "seeds=1"])
+    assert "of seed 0, model roberta-large" in _sheet_notes(tmp_path / "one" / "toyb.md")
+
+
+def test_the_smoke_profile_reads_and_writes_under_outputs_smoke_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_run(Path("outputs/smoke"), config("rte", 0, model="tiny-roberta"), metrics=acc(0.6))
+    write_run(Path("outputs"), config("rte", 0), metrics=acc(0.9))  # the paper profile's runs
+    _declare(tmp_path / "tables", monkeypatch, TOY)
+    written = cli.report(["table=toyb", "profile=smoke"])
+    assert written[0] == Path("outputs/smoke/reports/toyb.md")
+    assert "| 60.00 (1) |" in written[0].read_text()
+    with pytest.raises(UserError, match=r"^table toyb has no profile 'gpu'; it has: paper, smoke"):
+        cli.report(["table=toyb", "profile=gpu"])
+
+
+def test_a_runs_folder_that_does_not_exist_yet_reports_every_cell_missing(tmp_path, monkeypatch):
+    _declare(tmp_path / "tables", monkeypatch, TOY)
+    written = cli.report(["table=toyb", f"runs={tmp_path / 'not-yet'}", f"out={tmp_path / 'rep'}"])
+    with next(path for path in written if path.suffix == ".csv").open() as handle:
+        assert {(row["column"], row["status"]) for row in csv.DictReader(handle)} == {
+            ("rte", "missing"),
+            ("mrpc", "missing"),
+            ("average", "incomplete"),
+        }
+    curves = _drawn(written, "toyb-curves.png")
+    assert curves["title"] == "toyb: training loss" and curves["panels"] == {"(no curves)": {}}
+
+
+def test_a_value_may_hold_an_equals_sign_and_a_bad_argument_gets_the_whole_usage():
+    assert cli.parse(["sweep", "runs=multirun/peft.num_experts=4"]) == (
+        "sweep",
+        {"runs": "multirun/peft.num_experts=4"},
+    )
+    with pytest.raises(UserError) as unknown:
+        cli.parse(["tabel=1"])
+    assert str(unknown.value) == (
+        "unknown argument 'tabel=1'; use key=value with keys name, out, profile, runs, seeds, table, or `sweep`."
+    )
+    with pytest.raises(UserError) as no_table:
+        cli.parse([])
+    assert str(no_table.value) == (
+        "say which table: adamix-report table=table1 (or table=all), or adamix-report sweep runs=DIR."
+    )
+
+
+def test_a_grid_row_named_like_a_rule_draws_no_violin(tmp_path, monkeypatch):
+    write_run(tmp_path / "out", config("rte", 0), metrics=acc(0.8))
+    _declare(tmp_path / "tables", monkeypatch, TOY | {"rows": [ADAMIX_ROW | {"id": "adamix:random"}]})
+    written = cli.report(["table=toyb", f"runs={tmp_path / 'out'}", f"out={tmp_path / 'rep'}"])
+    assert not any("violin" in path.name for path in written)
+
+
+def test_the_violin_draws_the_columns_own_metric_and_no_merged_dot_without_a_merge_rule(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    for seed in range(2):
+        found = {"validation/accuracy": 0.5, "validation/f1": 0.70 + seed / 100}
+        write_run(root, config("rte", seed), metrics=acc(0.5), evaluations={"random-seed0": found})
+    source = TOY | {"columns": {"rte": {"metric": "validation/f1", "label": "RTE"}}, "tasks": ["rte"]}
+    figure = {"id": "fig5d", "title": "fig5d", "kind": "inference", "from": "toyb", "rows": [], "seeds": 2}
+    figure |= {key: source[key] for key in ("profiles", "tasks", "columns")}
+    figure |= {"paper_table": "figure5", "rows_from": ["adamix"], "rules": ["random"]}
+    _declare(tmp_path / "tables", monkeypatch, source, figure)
+    written = cli.report(["table=fig5d", f"runs={root}", f"out={tmp_path / 'rep'}"])
+    rte = _drawn(written, "fig5d-violin.png")["tasks"]["RTE"]
+    assert rte["random routing"] == pytest.approx([70.0, 71.0]) and "AdaMix (merged)" not in rte
+
+
+def test_the_average_is_paired_when_its_own_columns_pair_the_runs(tmp_path, monkeypatch):
+    for method in ("adapter", "adamix"):
+        for seed, value in enumerate((0.70, 0.72, 0.71)):
+            write_minilm_run(tmp_path, method, "rte", seed, value + (method == "adamix") / 100, 400)
+            write_minilm_run(tmp_path, method, "mrpc", seed, value, 400 if method == "adapter" else 200)
+    table = BASELINE_TABLE | {"average": {"label": "Avg.", "columns": ["rte"]}, "baseline": [["adamix", "adapter"]]}
+    table |= {"seeds": 3, "rows": [row | {"overrides": [f"peft={row['id']}"]} for row in BASELINE_TABLE["rows"][:2]]}
+    _declare(tmp_path / "tables", monkeypatch, table)
+    cli.report(["table=toy_base", f"runs={tmp_path}", f"out={tmp_path / 'rep'}"])
+    with (tmp_path / "rep" / "toy_base-differences.csv").open() as handle:
+        tests = {row["column"]: row["test"] for row in csv.DictReader(handle)}
+    assert tests == {"rte": "paired", "mrpc": "Welch", "average": "paired"}  # MRPC's runs saw other data
+
+
+def test_a_sweep_line_is_named_by_the_last_part_of_a_nested_key(tmp_path):
+    for dropout in (0.0, 0.1):
+        cfg = config("rte", 0) | {"model": {"name": "roberta-large", "config_overrides": {"dropout": dropout}}}
+        write_run(tmp_path, cfg, metrics=acc(0.5), tag=f"p{dropout}", curve=[(1, 1.0 + dropout)])
+    written = cli.report(["sweep", f"runs={tmp_path}", f"out={tmp_path / 'rep'}"])
+    assert set(_drawn(written, "sweep-curves.png")["panels"]["rte"]) == {"dropout=0.0", "dropout=0.1"}
