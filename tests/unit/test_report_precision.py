@@ -34,3 +34,12 @@ def test_a_runs_runtime_record_is_read(tmp_path):
     }
     (tmp_path / "results.json").write_text(json.dumps(record))
     assert load_run(tmp_path / "results.json").precision() == "fp32"
+
+
+def test_a_run_without_a_runtime_record_reads_tf32_from_its_config():
+    allowed = RunRecord(Path("a"), "completed", {"train": {"mixed_precision": "no", "allow_tf32": True}})
+    assert allowed.precision() == "tf32"
+    assert RunRecord(Path("b"), "completed", {"train": {"allow_tf32": True}}).precision() == "tf32"
+    assert RunRecord(Path("c"), "completed", {}).precision() == "fp32"  # a config from before either key
+    allowed.runtime = {"mixed_precision": "no", "allow_tf32": False}  # what actually ran wins
+    assert allowed.precision() == "fp32"

@@ -1,7 +1,8 @@
 """What the report's figures draw, read back from their artists (<name>.json beside each PNG), where mutation
 testing (`make mutate`, docs/TESTING.md) found it unpinned: the violin of a task only where its evaluations differ,
-the note of a task without any, the paper's marks only on the tasks the paper has, an empty violin figure, and the
-heatmap's missing squares, the numbers written in the squares, its title and labels."""
+the note of a task without any, the paper's marks only on the tasks the paper has, an empty violin figure, the
+legends, the panels of the curves that have points, and the heatmap's missing squares, the numbers written in the
+squares, its title and labels."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def test_a_violin_per_task_whose_evaluations_differ_and_the_paper_where_it_has_t
     path = figures.violin(samples, merged, tmp_path / "v.png", "toy violin", {"RTE": (1.5, 3.5, 2.0)})
     assert _drawn(path) == {
         "title": "toy violin",
+        "legend": ["random routing", "AdaMix (merged)", "paper: random range", "paper: AdaMix"],
         "tasks": {
             "RTE": {
                 "violin": True,
@@ -39,6 +41,7 @@ def test_a_violin_per_task_whose_evaluations_differ_and_the_paper_where_it_has_t
 def test_a_violin_figure_without_tasks_says_so(tmp_path):
     path = figures.violin({}, {}, tmp_path / "v.png", "empty")
     assert _drawn(path)["tasks"] == {"(no tasks)": {"violin": False, "notes": ["not evaluated"], "random routing": []}}
+    assert _drawn(path)["legend"] == ["random routing"]
 
 
 def test_a_heatmap_leaves_a_missing_square_empty_and_writes_each_mean_in_its_square(tmp_path):
@@ -51,4 +54,15 @@ def test_a_heatmap_leaves_a_missing_square_empty_and_writes_each_mean_in_its_squ
         "peft.num_experts": [2, 4],
         "values": [[50.0, 60.125], [70.0, None]],
         "written": [["50.00", "60.12"], ["70.00", None]],
+    }
+
+
+def test_curves_one_panel_per_task_with_the_legend_of_the_first(tmp_path):
+    panels = {"rte": {"AdaMix": [(1, 0.9), (2, 0.5)], "Adapter": [(1, 1.0)]}, "mrpc": {"AdaMix": []}, "cola": {}}
+    path = figures.curves(panels, tmp_path / "c.png", "toy: training loss", "train/loss")
+    assert _drawn(path) == {
+        "title": "toy: training loss",
+        "key": "train/loss",
+        "legend": ["AdaMix", "Adapter"],
+        "panels": {"rte": {"AdaMix": [[1.0, 0.9], [2.0, 0.5]], "Adapter": [[1.0, 1.0]]}},  # no points: no panel
     }

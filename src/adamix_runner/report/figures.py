@@ -2,9 +2,9 @@
 heatmap of a sweep, and training curves from metrics.jsonl.
 
 Beside each <name>.png lies <name>.json: what was drawn, read back from the figure's own artists (the points of
-each line and scatter, whether a violin was drawn, the notes written in a panel, the heatmap's squares, the numbers
-written in them, its title and axis labels), so that a reader or a test can check what was drawn, not only that a
-file exists."""
+each line and scatter, whether a violin was drawn, the notes written in a panel, the legend, the heatmap's squares,
+the numbers written in them, its title and axis labels), so that a reader or a test can check what was drawn, not
+only that a file exists."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def violin(
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     drawn = {ax.get_title(): _violin_panel(ax) for ax in fig.axes}
-    return _save(fig, plt, path, {"title": fig.get_suptitle(), "tasks": drawn})
+    return _save(fig, plt, path, {"title": fig.get_suptitle(), "legend": _legend(fig), "tasks": drawn})
 
 
 def _violin_panel(ax) -> dict[str, Any]:
@@ -140,7 +140,12 @@ def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, ti
         for ax in axes.flat
         if ax.axison
     }
-    return _save(fig, plt, path, {"title": fig.get_suptitle(), "key": key, "panels": drawn})
+    return _save(fig, plt, path, {"title": fig.get_suptitle(), "key": key, "legend": _legend(fig), "panels": drawn})
+
+
+def _legend(fig) -> list[str]:
+    """The entries of the figure's legend (one panel carries it), as drawn."""
+    return [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
 
 
 def _save(fig, plt, path: Path, drawn: dict[str, Any]) -> Path:
