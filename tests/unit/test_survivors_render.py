@@ -143,9 +143,19 @@ def test_latex_of_a_sheet():
 
 def test_write_puts_the_three_formats_side_by_side(tmp_path):
     records = render.records(_one_seed_table())
-    paths = render.write(tmp_path / "new", "one", [SHEET], records)
+    paths = render.write(tmp_path / "new" / "reports", "one", [SHEET], records)  # its parent is made too
+    assert render.write(tmp_path / "new" / "reports", "one", [SHEET], records) == paths  # a rewrite replaces them
     assert [path.name for path in paths] == ["one.md", "one.tex", "one.csv"]
     assert paths[0].read_text() == render.markdown([SHEET]) and paths[1].read_text() == render.latex([SHEET])
     lines = paths[2].read_text().splitlines()
     assert lines[0] == ",".join(records[0]) and len(lines) == 1 + len(records)
     assert render.write_csv(tmp_path / "empty.csv", []).read_bytes() == b"table\r\n"
+
+
+def test_a_row_trained_in_two_precisions_names_both_and_values_keep_six_decimals():
+    fp16 = RunRecord(Path("unused"), "completed", {}, runtime={"mixed_precision": "fp16"})
+    row = _row("x", "X", SeedValues({0: 71.23456789}), SeedValues(), (PAPER_RECIPE, PAPER_RECIPE),
+               runs={"rte": [BF16], "mrpc": [fp16]})  # fmt: skip
+    table = Table("t", "t", COLUMNS, [row], None, 1)
+    assert render.sheet(table).rows[0][-1] == "paper; bf16/fp16, not the official fp32"
+    assert render.records(table)[0]["values"] == '{"0": 71.234568}'
