@@ -63,6 +63,18 @@ def test_curves_one_panel_per_task_with_the_legend_of_the_first(tmp_path):
     assert _drawn(path) == {
         "title": "toy: training loss",
         "key": "train/loss",
+        "x": "step",
         "legend": ["AdaMix", "Adapter"],
         "panels": {"rte": {"AdaMix": [[1.0, 0.9], [2.0, 0.5]], "Adapter": [[1.0, 1.0]]}},  # no points: no panel
     }
+
+
+def test_a_figure_makes_its_folder_and_its_parents(tmp_path):
+    path = figures.curves({}, tmp_path / "a" / "b" / "c.png", "t", "train/loss")
+    assert path.is_file() and _drawn(path)["panels"] == {"(no curves)": {}}
+
+
+def test_five_tasks_make_two_rows_of_curves_and_only_the_drawn_panels_are_read_back(tmp_path):
+    panels = {f"task{i}": {"AdaMix": [(1, float(i))]} for i in range(5)}
+    drawn = _drawn(figures.curves(panels, tmp_path / "c.png", "five", "train/loss"))
+    assert drawn["panels"] == {f"task{i}": {"AdaMix": [[1.0, float(i)]]} for i in range(5)}

@@ -140,7 +140,9 @@ def curves(panels: dict[str, dict[str, list[tuple[int, float]]]], path: Path, ti
         for ax in axes.flat
         if ax.axison
     }
-    return _save(fig, plt, path, {"title": fig.get_suptitle(), "key": key, "legend": _legend(fig), "panels": drawn})
+    first = axes.flat[0]
+    read = {"title": fig.get_suptitle(), "key": first.get_ylabel(), "x": first.get_xlabel(), "legend": _legend(fig)}
+    return _save(fig, plt, path, read | {"panels": drawn})
 
 
 def _legend(fig) -> list[str]:
