@@ -4,6 +4,9 @@ The launch is the real CLI: this file, run as a script under torchrun, calls ``a
 ``Router.draw`` wrapped to record every training draw of its rank. Dropout is switched off, so that the two runs
 differ only by the gradient all-reduce: the same seed gives the same sample order (the seedable sampler) and the same
 expert draws on every rank, and each optimizer step sees the same global batch of 8 (2 x 4 against 1 x 8).
+
+All of it is `slow` (`make test-slow`, which `.ci/run` runs): two torchrun launches take about a minute, which kept
+`make test` above 8 minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
 
 ROUTING_LOG = "ADAMIX_TEST_ROUTING_LOG"
 NAN_ON_RANK = "ADAMIX_TEST_NAN_ON_RANK"  # this rank's second training batch gets a NaN loss
@@ -203,7 +208,6 @@ def test_a_nan_on_one_rank_is_skipped_by_every_rank(tmp_path):
     assert [row.get("train/skipped") for row in _jsonl(folder) if "train/loss" in row][:3] == [None, 1, 1]
 
 
-@pytest.mark.slow
 def test_a_signal_on_one_rank_stops_every_rank_at_one_step_and_resumes_exactly_with_dropout(tmp_path):
     """Rank 1 is signalled at step 3, rank 0 a second later: both stop at step 3 with one checkpoint, the run reads
     `interrupted`, and the resumed run equals an uninterrupted one with dropout on (each rank's RNG restored)."""
@@ -226,7 +230,6 @@ def test_a_signal_on_one_rank_stops_every_rank_at_one_step_and_resumes_exactly_w
     assert all(torch.equal(tensor, expected[name]) for name, tensor in _weights(folder).items())
 
 
-@pytest.mark.slow
 def test_compiled_regions_under_ddp_match_the_eager_ddp_run(runs, tmp_path):
     """train.compile=true compiles the layers before DDP wraps the model; the gradients all-reduce the same."""
     ddp, _, _ = runs
